@@ -1,0 +1,434 @@
+"""Typed parameters: ``params.yaml`` → frozen dataclasses.
+
+``load_params`` is the one function that reads configuration. Every other module takes plain
+arguments. Keys use the same dotted names everywhere: ``--set model.context=ppm``,
+``dvc exp run -S model.context=ppm``, the MLflow params and the Ray Tune search space.
+
+An unknown key, a value of the wrong type, or a choice outside its registry raises
+:class:`ConfigError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+BackboneName = Literal["resnet38", "resnet50", "resnet101", "vgg16", "mini"]
+ContextName = Literal["aspp", "fca", "ppm", "nonlocal", "largeconv"]
+FusionName = Literal["baseline", "sf2", "sum", "concat", "mul"]
+Form = Literal["code", "paper"]
+DatasetName = Literal["synthetic", "voc", "coco"]
+
+
+class ConfigError(ValueError):
+    """A parameter file or override that does not fit the schema."""
+
+
+# --------------------------------------------------------------------------------------------
+# data
+@dataclass(frozen=True)
+class SourceParams:
+    """One downloadable archive. ``path`` (an archive or an extracted folder) wins over ``url``."""
+
+    url: str = ""
+    md5: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class SourcesParams:
+    voc: SourceParams = SourceParams(
+        url="http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+        md5="6cd6e144f989b92b3379bac3b3de84fd",
+    )
+    sbd: SourceParams = SourceParams(
+        url="http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
+        md5="82b4d87ceb2ed10f6038a1cba92111cb",
+    )
+    coco_train: SourceParams = SourceParams(
+        url="http://images.cocodataset.org/zips/train2014.zip", md5="0da8c0bd3d6becc4dcb32757491aca88"
+    )
+    coco_val: SourceParams = SourceParams(
+        url="http://images.cocodataset.org/zips/val2014.zip", md5="a3d79f5ed8d289b7a7554ce06a5782b3"
+    )
+    coco_annotations: SourceParams = SourceParams(
+        url="http://images.cocodataset.org/annotations/annotations_trainval2014.zip",
+        md5="0a379cfc70b0e71301e0f377548639bd",
+    )
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The embedded benchmark (``wsfcn.data.synthetic``)."""
+
+    num_train: int = 2000
+    num_val: int = 500
+    image_size: int = 96
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Training augmentation, METHOD §6.2; each step switchable."""
+
+    scale_min: float = 0.9
+    scale_max: float = 1.0
+    flip: bool = True
+    color_jitter: bool = True
+
+
+@dataclass(frozen=True)
+class DataParams:
+    name: DatasetName = "synthetic"
+    root: str = "data"
+    downloads: str = "data/downloads"
+    train_split: str = "train_aug"
+    val_split: str = "val"
+    crop_size: int = 96
+    loader_workers: int = -1  # -1: sized to the machine
+    augment: AugmentParams = AugmentParams()
+    synthetic: SyntheticParams = SyntheticParams()
+    sources: SourcesParams = SourcesParams()
+
+
+# --------------------------------------------------------------------------------------------
+# model
+@dataclass(frozen=True)
+class FCAParams:
+    mclm: bool = True
+    srm: bool = True
+    form: Form = "code"
+
+
+@dataclass(frozen=True)
+class SF2Params:
+    form: Form = "code"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    backbone: BackboneName = "mini"
+    context: ContextName = "fca"
+    fusion: FusionName = "sf2"
+    fca: FCAParams = FCAParams()
+    sf2: SF2Params = SF2Params()
+    head_channels: int = 256
+    sg_psi: float = 0.3
+    bg_logit: float = 1.0
+    pretrained: str = ""  # backbone weights (.pth), empty: random init
+
+
+# --------------------------------------------------------------------------------------------
+# loss
+@dataclass(frozen=True)
+class LossParams:
+    focal_p: float = 3.0
+    focal_lambda: float = 0.01
+    pamr_iters: int = 10
+    pamr_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
+    pamr_size: int = 0  # 0: PAMR at the mask resolution (stride 4), else this side length
+    pseudo_bg: float = 0.7
+    pseudo_fg: float = 0.6
+    pseudo_floor: float = 0.2
+    mask_weight: float = 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# train
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 31
+    pretrain_epochs: int = 7
+    batch_size: int = 16
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head_lr_mult: float = 20.0
+    head_bias_lr_mult: float = 40.0
+    seed: int = 0
+    deterministic: bool = False
+    num_workers: int = 0  # Ray Train workers; 0 = in-process
+    ray_address: str = ""
+    use_gpu: bool = False
+    amp: Literal["none", "bf16"] = "none"
+    channels_last: bool = False
+    max_steps_per_epoch: int = 0  # 0: the whole epoch (smoke runs set a few)
+    val_every: int = 2
+    val_subset: int = 0  # 0: the whole val split for the per-epoch quick mIoU
+    figure_every: int = 5
+    run_name: str = "default"
+    out_dir: str = "outputs/train"
+
+
+# --------------------------------------------------------------------------------------------
+# infer / eval
+@dataclass(frozen=True)
+class InferParams:
+    split: str = "val"
+    checkpoint: str = "outputs/train/best.pt"
+    scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
+    flip: bool = True
+    pad_size: int = 0  # 0: no padding; 1024 as the authors
+    fp_cut: float = 0.1
+    use_gt_labels: bool = False  # the paper's "§" setting
+    bg_mode: Literal["constant", "power"] = "constant"
+    bg_constant: float = 0.25
+    bg_pow: float = 3.0
+    save_probs: bool = False
+    out_dir: str = "outputs/infer"
+    max_images: int = 0
+
+
+@dataclass(frozen=True)
+class CRFParams:
+    iterations: int = 10
+    gauss_sxy: float = 3.0
+    gauss_compat: float = 3.0
+    bilateral_sxy: float = 30.0
+    bilateral_srgb: float = 13.0
+    bilateral_compat: float = 10.0
+    bg_pow: float = 5.0
+    processes: int = 0  # 0: one per core
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    crf: bool = False
+    crf_params: CRFParams = CRFParams()
+    out_dir: str = "outputs/eval"
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "default"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class TablesParams:
+    out_dir: str = "tables"
+    experiments: tuple[str, ...] = ("experiments/table1_ablation.yaml",)
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    loss: LossParams = LossParams()
+    train: TrainParams = TrainParams()
+    infer: InferParams = InferParams()
+    eval: EvalParams = EvalParams()
+    tracking: TrackingParams = TrackingParams()
+    tables: TablesParams = TablesParams()
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+def load_params(path: str | Path | None = "params.yaml", overrides: dict[str, Any] | list[str] = ()) -> Params:
+    """Read ``path`` (None: defaults only) and apply dotted overrides; return a validated ``Params``.
+
+    ``overrides`` is a mapping ``{"model.context": "ppm"}`` or a list of ``"key=value"`` strings
+    whose values are parsed as YAML (``--set train.epochs=3``).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"parameter file {path} does not exist")
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for key, value in parse_overrides(overrides).items():
+        set_dotted(raw, key, value)
+    return build_dataclass(Params, raw, "")
+
+
+def parse_overrides(overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` → ``{"a.b": 1, "c": "x"}``; a mapping is returned as is."""
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return parsed
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``tree["a"]["b"] = value`` for ``key="a.b"``, creating sections as needed."""
+    parts = key.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_dataclass(cls: type, raw: Any, prefix: str) -> Any:
+    """Recursively check ``raw`` against dataclass ``cls`` and build it (defaults fill gaps)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'params'} must be a mapping, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        where = prefix or "top level"
+        raise ConfigError(f"unknown key {prefix + unknown[0]!r} ({where} allows: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            kwargs[name] = _coerce(hints[name], raw[name], prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, key + ".")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not allowed; choose from {list(choices)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            if arg is type(None) and value is None:
+                return None
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}={value!r} fits none of the allowed types: {'; '.join(errors)}")
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(item_type, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported parameter type {tp}")  # pragma: no cover
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    """A params dataclass as nested plain dicts/lists (for YAML, checkpoints and Ray configs)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(params))
+
+
+def flatten(params: Any) -> dict[str, Any]:
+    """``{"model.context": "fca", ...}``: the dotted names used by MLflow and DVC."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix[:-1]] = node
+
+    walk(to_dict(params), "")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# experiments/*.yaml
+@dataclass(frozen=True)
+class Experiment:
+    """One paper table: a caption, named runs, and the settings they run at.
+
+    ``settings`` maps a setting name to overrides: ``paper`` (the paper's data, backbone and schedule)
+    and ``embedded`` (the synthetic benchmark on a CPU). The overrides of a run are
+    ``common`` + ``settings[setting]`` + ``runs[run]`` (later wins).
+    """
+
+    name: str
+    caption: str
+    common: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paper: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: str = ""
+
+    def overrides(self, run: str, setting: str | None = None) -> dict[str, Any]:
+        """Dotted overrides of ``run`` at ``setting`` (None: no setting block)."""
+        if run not in self.runs:
+            raise ConfigError(f"{self.path}: no run {run!r}; runs are {list(self.runs)}")
+        if setting is not None and setting not in self.settings:
+            raise ConfigError(f"{self.path}: no setting {setting!r}; settings are {list(self.settings)}")
+        merged = dict(self.common)
+        merged.update(self.settings.get(setting, {}) if setting else {})
+        merged.update(self.runs[run] or {})
+        return merged
+
+    def params(
+        self,
+        run: str,
+        setting: str | None = None,
+        base: str | Path | None = "params.yaml",
+        extra: dict[str, Any] | None = None,
+    ) -> Params:
+        """The run's full ``Params``: ``base`` + the run's overrides at ``setting`` + ``extra``."""
+        merged = self.overrides(run, setting)
+        merged.update(extra or {})
+        return load_params(base, merged)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read an ``experiments/*.yaml`` file (keys: name, caption, common, settings, runs, paper)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} does not exist")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    allowed = {"name", "caption", "common", "settings", "runs", "paper"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    runs = raw.get("runs") or {}
+    if not isinstance(runs, dict) or not runs:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name -> overrides")
+    return Experiment(
+        name=raw.get("name", path.stem),
+        caption=raw.get("caption", ""),
+        common=raw.get("common") or {},
+        settings={k: (v or {}) for k, v in (raw.get("settings") or {}).items()},
+        runs={k: (v or {}) for k, v in runs.items()},
+        paper=raw.get("paper") or {},
+        path=str(path),
+    )

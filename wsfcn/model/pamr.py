@@ -1,0 +1,69 @@
+"""PAMR: pixel-adaptive mask refinement (METHOD §5; Araslanov & Roth, CVPR 2020).
+
+Parameter-free. Affinities come from local colour differences at several dilations, normalised
+by the local colour standard deviation; the mask is then repeatedly replaced by the
+affinity-weighted average of its neighbours.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def neighbour_offsets(dilations: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The 8 neighbours at every dilation (centre excluded): 8·len(dilations) (dy, dx) offsets."""
+    return [(dy * d, dx * d) for d in dilations for dy, dx in NEIGHBOURS]
+
+
+def _shift(padded: torch.Tensor, pad: int, dy: int, dx: int, height: int, width: int) -> torch.Tensor:
+    return padded[..., pad + dy : pad + dy + height, pad + dx : pad + dx + width]
+
+
+def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tensor:
+    """Affinity weights α: image (B, 3, H, W) in [0, 1] → (B, P, H, W), softmax over P neighbours.
+
+    ``a_ijk = −|I_ik − I_jk| / (1e-8 + 0.1·σ_ik)`` averaged over colour channels k, where σ is the
+    unbiased std of the 3×3 windows (centre included) at all dilations (9·len(dilations) values).
+    """
+    _, _, height, width = image.shape
+    pad = max(dilations)
+    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+    neighbours = [_shift(padded, pad, dy, dx, height, width) for dy, dx in neighbour_offsets(dilations)]
+    window = torch.stack(neighbours + [image] * len(dilations), dim=2)  # (B, 3, 9·|D|, H, W)
+    sigma = window.std(dim=2, keepdim=True)
+    diffs = (image.unsqueeze(2) - torch.stack(neighbours, dim=2)).abs()  # (B, 3, P, H, W)
+    affinity = -(diffs / (1e-8 + 0.1 * sigma)).mean(dim=1)
+    return F.softmax(affinity, dim=1)
+
+
+def pamr(
+    image: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    iterations: int = 10,
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24),
+    size: int = 0,
+) -> torch.Tensor:
+    """Refine ``masks`` (B, C, h, w) with the colours of ``image`` (B, 3, H, W) in [0, 1].
+
+    The image is resized to the mask size (bilinear, align_corners=True), or both to ``size``×``size``
+    when ``size`` > 0 (a cheaper or finer PAMR than the stride-4 mask). Returns (B, C, h', w');
+    every pixel stays a convex combination of its neighbours, so normalised masks stay normalised.
+    """
+    if size > 0:
+        masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=True)
+    height, width = masks.shape[-2:]
+    image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=True)
+    alpha = pamr_affinity(image.to(masks.dtype), dilations)
+    offsets = neighbour_offsets(dilations)
+    pad = max(dilations)
+    for _ in range(iterations):
+        padded = F.pad(masks, (pad, pad, pad, pad), mode="replicate")
+        refined = torch.zeros_like(masks)
+        for p, (dy, dx) in enumerate(offsets):
+            refined.addcmul_(alpha[:, p : p + 1], _shift(padded, pad, dy, dx, height, width))
+        masks = refined
+    return masks
