@@ -38,7 +38,9 @@ def test_every_experiment_run_loads(path):
 
 
 def test_override_parsing_and_types():
-    params = load_params(None, ["model.context=ppm", "train.epochs=3", "infer.scales=[1, 0.5]", "train.lr=1e-2"])
+    params = load_params(
+        None, ["model.context=ppm", "train.epochs=3", "infer.scales=[1, 0.5]", "train.lr=1e-2"]
+    )
     assert params.model.context == "ppm"
     assert params.train.epochs == 3
     assert params.infer.scales == (1.0, 0.5)
@@ -51,7 +53,9 @@ def test_unknown_key_names_key_and_allowed():
 
 
 def test_bad_choice_lists_choices():
-    with pytest.raises(ConfigError, match=r"model.context='psp'.*\['aspp', 'fca', 'ppm', 'nonlocal', 'largeconv'\]"):
+    with pytest.raises(
+        ConfigError, match=r"model.context='psp'.*\['aspp', 'fca', 'ppm', 'nonlocal', 'largeconv'\]"
+    ):
         load_params(None, {"model.context": "psp"})
 
 
@@ -80,7 +84,8 @@ def test_missing_file(tmp_path):
 def test_experiment_merge_order(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text(
-        "caption: x\ncommon: {train.epochs: 2}\nsettings: {paper: {train.epochs: 30, model.backbone: resnet38}}\n"
+        "caption: x\ncommon: {train.epochs: 2}\n"
+        "settings: {paper: {train.epochs: 30, model.backbone: resnet38}}\n"
         "runs: {a: {train.epochs: 5}, b: {}}\n"
     )
     experiment = load_experiment(path)

@@ -80,6 +80,11 @@ def test_refinement_snaps_blurry_mask_to_edge():
 
 
 def test_size_option_runs_at_requested_resolution():
-    out = pamr(torch.rand(1, 3, 96, 96), torch.softmax(torch.randn(1, 3, 24, 24), 1), iterations=2,
-               dilations=(1, 2), size=48)
+    out = pamr(
+        torch.rand(1, 3, 96, 96),
+        torch.softmax(torch.randn(1, 3, 24, 24), 1),
+        iterations=2,
+        dilations=(1, 2),
+        size=48,
+    )
     assert out.shape == (1, 3, 48, 48)

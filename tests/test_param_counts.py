@@ -12,15 +12,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = {
     "table1_ablation.yaml": {
-        "baseline": 137.10, "mclm": 143.52, "mclm_srm": 143.52, "sf2": 140.92, "full": 147.34,
+        "baseline": 137.10,
+        "mclm": 143.52,
+        "mclm_srm": 143.52,
+        "sf2": 140.92,
+        "full": 147.34,
     },
     "table2_alternatives.yaml": {
-        "baseline": 137.10, "nonlocal": 140.97, "largeconv": 157.75, "ppm": 142.03, "fca": 143.52,
-        "sum": 140.85, "concat": 142.03, "mul": 140.85, "sf2": 140.92,
+        "baseline": 137.10,
+        "nonlocal": 140.97,
+        "largeconv": 157.75,
+        "ppm": 142.03,
+        "fca": 143.52,
+        "sum": 140.85,
+        "concat": 142.03,
+        "mul": 140.85,
+        "sf2": 140.92,
     },
 }
-EXACT = {"baseline": 137_104_500, "sf2": 140_922_388, "full": 147_342_886, "mclm_srm": 143_524_998,
-         "mclm": 143_524_980}
+EXACT = {
+    "baseline": 137_104_500,
+    "sf2": 140_922_388,
+    "full": 147_342_886,
+    "mclm_srm": 143_524_998,
+    "mclm": 143_524_980,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))
@@ -32,7 +48,9 @@ def test_counts_match_paper(name):
 
 
 def test_exact_trainable_counts_table1():
-    counts = count_experiment(str(ROOT / "experiments/table1_ablation.yaml"), "paper", str(ROOT / "params.yaml"))
+    counts = count_experiment(
+        str(ROOT / "experiments/table1_ablation.yaml"), "paper", str(ROOT / "params.yaml")
+    )
     for run, value in EXACT.items():
         assert counts[run] == value, run
 

@@ -21,7 +21,11 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     """``--params PATH`` and repeatable ``--set key=value`` (dotted names, as ``dvc exp run -S``)."""
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a parameter, e.g. --set model.context=ppm (repeatable)",
     )
 

@@ -164,6 +164,9 @@ class TrainParams:
     figure_every: int = 5
     run_name: str = "default"
     out_dir: str = "outputs/train"
+    select_by: Literal["miou", "val_loss"] = "miou"  # best.pt: quick val mIoU, or 1 - val loss (authors)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
+    max_failures: int = 1  # Ray Train worker-group restarts from the last checkpoint
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +234,9 @@ class Params:
 
 # --------------------------------------------------------------------------------------------
 # loading
-def load_params(path: str | Path | None = "params.yaml", overrides: dict[str, Any] | list[str] = ()) -> Params:
+def load_params(
+    path: str | Path | None = "params.yaml", overrides: dict[str, Any] | list[str] = ()
+) -> Params:
     """Read ``path`` (None: defaults only) and apply dotted overrides; return a validated ``Params``.
 
     ``overrides`` is a mapping ``{"model.context": "ppm"}`` or a list of ``"key=value"`` strings

@@ -28,7 +28,9 @@ def count_experiment(
     experiment = load_experiment(experiment_path)
     counts = {}
     for run in experiment.runs:
-        params = experiment.params(run, setting, base=base, extra={**(overrides or {}), "model.pretrained": ""})
+        params = experiment.params(
+            run, setting, base=base, extra={**(overrides or {}), "model.pretrained": ""}
+        )
         with torch.device("meta"):
             model = build_model(params.model, num_classes(params.data.name), params.loss)
         counts[run] = count_parameters(model)

@@ -31,7 +31,12 @@ def self_training(model: ModelParams, loss: LossParams) -> SelfTraining:
 def context_options(model: ModelParams, output_stride: int) -> dict:
     """Keyword options of the chosen context module."""
     if model.context == "fca":
-        return {"mclm": model.fca.mclm, "srm": model.fca.srm, "form": model.fca.form, "output_stride": output_stride}
+        return {
+            "mclm": model.fca.mclm,
+            "srm": model.fca.srm,
+            "form": model.fca.form,
+            "output_stride": output_stride,
+        }
     if model.context == "aspp":
         return {"output_stride": output_stride}
     return {}

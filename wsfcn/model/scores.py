@@ -33,7 +33,7 @@ def focal_penalty(masks: torch.Tensor, p: float = 3.0, lam: float = 0.01) -> tor
 def class_scores(
     fg_logits: torch.Tensor, *, bg_logit: float = 1.0, focal_p: float = 3.0, focal_lambda: float = 0.01
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """From (B, C-1, h, w) foreground logits return ``(scores (B, C-1), masks (B, C, h, w), logits (B, C, h, w))``.
+    """(B, C-1, h, w) foreground logits → ``(scores (B, C-1), masks (B, C, h, w), logits (B, C, h, w))``.
 
     ``scores`` are pre-sigmoid foreground scores (background dropped); ``masks`` the softmax.
     """

@@ -62,7 +62,7 @@ class WSFCN(nn.Module):
         fusion: nn.Module,
         decoder: nn.Module,
         gate: StochasticGate,
-        self_training: SelfTraining = SelfTraining(),
+        self_training: SelfTraining | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -70,7 +70,7 @@ class WSFCN(nn.Module):
         self.fusion = fusion
         self.gate = gate
         self.decoder = decoder
-        self.self_training = self_training
+        self.self_training = self_training or SelfTraining()
 
     def new_layers(self) -> list[nn.Module]:
         """The head modules trained from scratch (higher learning rate, METHOD §6.1)."""
@@ -97,13 +97,19 @@ class WSFCN(nn.Module):
         st = self.self_training
         size = images.shape[-2:]
         scores, masks, logits = class_scores(
-            self.foreground_logits(images), bg_logit=st.bg_logit, focal_p=st.focal_p, focal_lambda=st.focal_lambda
+            self.foreground_logits(images),
+            bg_logit=st.bg_logit,
+            focal_p=st.focal_p,
+            focal_lambda=st.focal_lambda,
         )
         if labels is None or images_raw is None:
             return scores, F.interpolate(masks, size=size, mode="bilinear", align_corners=True)
         refined = pamr(
-            images_raw.float(), masks.detach().float(),
-            iterations=st.pamr_iters, dilations=st.pamr_dilations, size=st.pamr_size,
+            images_raw.float(),
+            masks.detach().float(),
+            iterations=st.pamr_iters,
+            dilations=st.pamr_dilations,
+            size=st.pamr_size,
         )
         refined = clean_masks(refined, labels, size)
         target = pseudo_gt(refined, bg_cutoff=st.pseudo_bg, fg_cutoff=st.pseudo_fg, floor=st.pseudo_floor)
