@@ -1,0 +1,180 @@
+"""Data checks run before training (``wsfcn check-data`` and the prepare stage; METHOD §8.1).
+
+Reads a prepared folder (``index.json``, ``labels.json``, ``lists/<split>.txt``) and reports every
+problem at once, each with the file and the reason: missing, empty, truncated or unreadable files,
+mask values outside ``0..C-1`` other than 255, image/mask size mismatches, list entries without a
+file, empty lists, duplicate ids, training images without a foreground class, and image-level
+labels that disagree with their mask. Unusual but valid encodings (grayscale, CMYK, RGBA, palette,
+16-bit) are converted by :mod:`wsfcn.data.io`, not reported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsfcn.data.io import DataFileError, image_size, labels_from_mask, map_files, read_mask, read_rgb
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: the file it concerns and why it is one."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def resolve(folder: Path, path: str | None) -> Path | None:
+    """An ``index.json`` path (relative to ``folder``, or absolute) as a Path."""
+    return None if path is None else folder / path
+
+
+def read_list(path: Path) -> tuple[list[str], list[Problem]]:
+    """Ids of a list file (blank lines skipped) and the problems of the list itself."""
+    if not path.is_file():
+        return [], [Problem(str(path), "list file missing")]
+    ids = [line.strip() for line in path.read_text().splitlines()]
+    lines = defaultdict(list)
+    for number, item in enumerate(ids, 1):
+        if item:
+            lines[item].append(number)
+    problems = [
+        Problem(str(path), f"duplicate id {item!r} on lines {', '.join(map(str, at))}")
+        for item, at in lines.items()
+        if len(at) > 1
+    ]
+    if not lines:
+        problems.append(Problem(str(path), "empty list (no ids)"))
+    return list(lines), problems
+
+
+def check_files(task: tuple[str, str | None, int, list[int] | None, bool]) -> list[Problem]:
+    """Decode one image (and its mask) and compare; ``task = (image, mask, C, labels, decode)``."""
+    image_path, mask_path, num_classes, labels, decode = task
+    problems = []
+    size = None
+    try:
+        size = read_rgb(image_path).shape[:2] if decode else image_size(image_path)
+    except DataFileError as err:
+        problems.append(Problem(err.path, err.reason))
+    if mask_path is None:
+        return problems
+    try:
+        mask = read_mask(mask_path)
+    except DataFileError as err:
+        return problems + [Problem(err.path, err.reason)]
+    values = np.unique(mask)
+    bad = [int(v) for v in values if v >= num_classes and v != 255]
+    if bad:
+        problems.append(
+            Problem(mask_path, f"mask values {bad} outside the class range 0..{num_classes - 1} (and 255)")
+        )
+    if size is not None and tuple(size) != mask.shape:
+        problems.append(
+            Problem(
+                mask_path,
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is {size[1]}x{size[0]}",
+            )
+        )
+    found = labels_from_mask(mask)
+    if labels is not None and not bad and found != labels:
+        problems.append(
+            Problem(mask_path, f"labels.json says {labels} but the mask holds {found}; re-run prepare")
+        )
+    return problems
+
+
+def check_dataset(
+    folder: str | Path,
+    splits: list[str] | None = None,
+    train_splits: list[str] | tuple[str, ...] = ("train_aug",),
+    *,
+    decode: bool = True,
+    workers: int = 1,
+    progress: bool = False,
+) -> list[Problem]:
+    """Check a prepared dataset folder and return every problem found (empty list: all good).
+
+    Args:
+        folder: ``<data.root>/<data.name>`` holding index.json, labels.json and lists/.
+        splits: lists to check; None: every ``lists/*.txt``.
+        train_splits: lists used for training; their images must have a mask with a foreground class.
+            Names not among ``splits`` are ignored.
+        decode: decode every image (finds truncation); False reads image headers only.
+        workers: processes for decoding.
+    """
+    folder = Path(folder)
+    index_path, labels_path = folder / "index.json", folder / "labels.json"
+    try:
+        index = json.loads(index_path.read_text())
+        images, masks, num_classes = index["images"], index["masks"], int(index["num_classes"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [Problem(str(index_path), f"missing or invalid ({err}); run the prepare stage")]
+    try:
+        labels = json.loads(labels_path.read_text())
+    except (OSError, ValueError) as err:
+        return [Problem(str(labels_path), f"missing or invalid ({err}); run the prepare stage")]
+    if splits is None:
+        splits = sorted(p.stem for p in (folder / "lists").glob("*.txt"))
+        if not splits:
+            return [Problem(str(folder / "lists"), "no list files")]
+    problems: list[Problem] = []
+    wanted: dict[str, None] = {}
+    for split in splits:
+        list_path = folder / "lists" / f"{split}.txt"
+        ids, list_problems = read_list(list_path)
+        problems += list_problems
+        for item in ids:
+            if item not in images:
+                problems.append(Problem(str(list_path), f"id {item!r} has no image in index.json"))
+                continue
+            wanted[item] = None
+            if split in train_splits:
+                problems += _train_problems(item, masks.get(item), labels.get(item), split, folder, list_path)
+    tasks = [
+        (
+            str(resolve(folder, images[i])),
+            _str(resolve(folder, masks.get(i))),
+            num_classes,
+            labels.get(i),
+            decode,
+        )
+        for i in wanted
+    ]
+    for found in map_files(check_files, tasks, workers=workers, desc="check", progress=progress):
+        problems += found
+    return problems
+
+
+def _train_problems(
+    item: str, mask: str | None, labels: list[int] | None, split: str, folder: Path, list_path: Path
+) -> list[Problem]:
+    if mask is None:
+        return [Problem(str(list_path), f"training image {item!r} has no mask to derive labels from")]
+    if labels is None:
+        return [Problem(str(resolve(folder, mask)), f"training image {item!r} has no entry in labels.json")]
+    if not labels:
+        return [
+            Problem(str(resolve(folder, mask)), f"no foreground class in a training image (list {split})")
+        ]
+    return []
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def format_problems(problems: list[Problem], limit: int | None = None) -> str:
+    """One ``file: reason`` line per problem (the first ``limit``), then a count of the rest."""
+    shown = problems if limit is None else problems[:limit]
+    text = "\n".join(str(p) for p in shown)
+    if len(problems) > len(shown):
+        text += f"\n... and {len(problems) - len(shown)} more"
+    return text
