@@ -1,0 +1,324 @@
+"""Paper tables from MLflow runs (METHOD §12): pure functions on pandas DataFrames.
+
+Input is a DataFrame shaped like ``mlflow.search_runs`` (``wsfcn.integrations.mlflow_query``), so tests
+can feed hand-made rows. Output is one :class:`Table` per ``experiments/*.yaml`` file: its runs in
+file order beside the paper's numbers; Tables IV and V also get the paper's comparison rows.
+
+Logging contract (what training / ``pipeline/ablate.py`` log, one MLflow run per run × setting × seed):
+
+* MLflow experiment name = the experiment file's ``name`` (e.g. ``table1_ablation``).
+* tags ``wsfcn.experiment`` (the file's ``name``), ``wsfcn.run`` (a key of its ``runs``),
+  ``wsfcn.setting`` (``paper`` | ``embedded`` | ...), ``wsfcn.seed`` (integer ``train.seed``),
+  ``wsfcn.dataset`` (``data.name``: ``voc`` | ``coco`` | ``synthetic``).
+* metrics ``mIoU`` and ``PixAcc`` in **percent** (0-100, as the paper prints; mIoU over all classes
+  incl. background, METHOD §8.2) of the final evaluation on the run's ``infer.split``; ``n_params`` =
+  trainable parameters (an integer count, METHOD §11). A run without masks (VOC test) logs no mIoU.
+* only runs with ``status == "FINISHED"`` count. Several runs of one (run, seed): the latest
+  (``start_time``) wins. Ours = mean ± sample std (ddof 1) over seeds, with n.
+
+Presentation rules: a missing value is "–", never 0. Runs on the embedded synthetic data are labelled
+"embedded synthetic benchmark (not VOC)" and get no Δ against (nor a place among) the paper's VOC/COCO
+numbers. Params (M) "ours" is the paper-setting model: logged ``n_params`` of paper-setting runs, else
+the count passed in ``param_counts`` (``wsfcn.commands.count_params.count_experiment``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from wsfcn.config import Experiment
+
+TAGS = ("experiment", "run", "setting", "seed", "dataset")
+TAG_COLUMNS = {tag: f"tags.wsfcn.{tag}" for tag in TAGS}
+METRICS = ("mIoU", "PixAcc")
+MISSING = "–"
+DATASET_NAMES = {"voc": ("VOC", "PASCAL VOC 2012"), "coco": ("COCO", "MS COCO 2014")}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One paper table: ``numbers`` (floats, NaN if missing) and ``display`` (strings) per run."""
+
+    name: str
+    stem: str  # output file stem: "table1" for table1_ablation, else the name
+    caption: str
+    numbers: pd.DataFrame
+    display: pd.DataFrame
+    comparison: pd.DataFrame | None = None  # Tables IV/V: the paper's rows (+ ours where comparable)
+    notes: list[str] = field(default_factory=list)
+
+
+def empty_runs() -> pd.DataFrame:
+    """A run frame with the contract's columns and no rows."""
+    columns = ["run_id", "status", *TAG_COLUMNS.values(), *(f"metrics.{m}" for m in (*METRICS, "n_params"))]
+    return pd.DataFrame(columns=columns)
+
+
+def paper_values(experiment: Experiment) -> dict[str, dict[str, float]]:
+    """``{run: {"mIoU": .., "PixAcc": .., "params_m": ..}}`` from the file's ``paper`` block.
+
+    Tables I-III: ``paper: {run: {mIoU, PixAcc, params_m}}``. Tables IV/V: ``paper: {columns: [..],
+    comparison: [{group, method, backbone, sup, <column>: value, runs: {<column>: run}}, ..]}``; a run's
+    paper mIoU is the cell its comparison row maps it to.
+    """
+    paper = experiment.paper or {}
+    if "comparison" not in paper:
+        unknown = sorted(set(paper) - set(experiment.runs))
+        if unknown:
+            raise ValueError(f"{experiment.path}: paper values for {unknown[0]!r}, which is not a run")
+        return {run: dict(values or {}) for run, values in paper.items()}
+    values: dict[str, dict[str, float]] = {}
+    for row in paper["comparison"]:
+        for column, run in (row.get("runs") or {}).items():
+            if run not in experiment.runs:
+                raise ValueError(
+                    f"{experiment.path}: comparison row {row.get('method')!r} maps to unknown run {run!r}"
+                )
+            cell = row.get(column)
+            values[run] = {"mIoU": float(cell) if isinstance(cell, (int, float)) else math.nan}
+    return values
+
+
+def _select(
+    runs: pd.DataFrame, experiment: Experiment, setting: str | None
+) -> tuple[pd.DataFrame, str | None, list[str]]:
+    """Finished runs of ``experiment`` at one setting (None: paper if any, else embedded, else the first)."""
+    if runs.empty:
+        return empty_runs(), setting, []
+    missing = [c for c in (*TAG_COLUMNS.values(), "status") if c not in runs.columns]
+    if missing:
+        raise ValueError(
+            f"run frame lacks column {missing[0]!r} (see the logging contract in wsfcn/reporting.py)"
+        )
+    mine = runs[(runs[TAG_COLUMNS["experiment"]] == experiment.name) & (runs["status"] == "FINISHED")]
+    present = sorted(set(mine[TAG_COLUMNS["setting"]].dropna()))
+    if setting is None and present:
+        setting = next((s for s in ("paper", "embedded") if s in present), present[0])
+    chosen = mine[mine[TAG_COLUMNS["setting"]] == setting]
+    notes = [
+        f"{(mine[TAG_COLUMNS['setting']] == s).sum()} finished run(s) at setting {s!r} not shown"
+        for s in present
+        if s != setting
+    ]
+    unknown = sorted(set(chosen[TAG_COLUMNS["run"]]) - set(experiment.runs))
+    if unknown:
+        notes.append(
+            f"ignored runs not in {experiment.path or experiment.name}: {', '.join(map(str, unknown))}"
+        )
+    return chosen[chosen[TAG_COLUMNS["run"]].isin(list(experiment.runs))], setting, notes
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: ``<metric>_mean/_std/_n`` over seeds and ``n_params`` (mean); indexed by run name."""
+    frame = runs.copy()
+    try:
+        frame["seed"] = frame[TAG_COLUMNS["seed"]].astype(int)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"tag wsfcn.seed must be an integer in every run: {err}") from err
+    if "start_time" in frame.columns:
+        frame = frame.sort_values("start_time", kind="stable")
+    frame = frame.drop_duplicates([TAG_COLUMNS["run"], "seed"], keep="last")
+    for metric in (*METRICS, "n_params"):
+        column = f"metrics.{metric}"
+        frame[metric] = pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan
+    _check_percent(frame)
+    grouped = frame.groupby(TAG_COLUMNS["run"])
+    out = pd.DataFrame(index=pd.Index(sorted(grouped.groups), name="run"))
+    for metric in METRICS:
+        out[f"{metric}_mean"] = grouped[metric].mean()
+        out[f"{metric}_std"] = grouped[metric].std(ddof=1)
+        out[f"{metric}_n"] = grouped[metric].count()
+    out["n_params"] = grouped["n_params"].mean()
+    return out
+
+
+def _check_percent(frame: pd.DataFrame) -> None:
+    for metric in METRICS:
+        bad = frame[(frame[metric] < 0) | (frame[metric] > 100)]
+        if metric == "PixAcc":  # PixAcc <= 1 % cannot happen with a background class: a fraction
+            bad = pd.concat([bad, frame[frame[metric] <= 1.0]])
+        if not bad.empty:
+            row = bad.iloc[0]
+            raise ValueError(
+                f"run {row.get('run_id', '?')} ({row[TAG_COLUMNS['run']]}): {metric}={row[metric]} is not a "
+                "percentage in (1, 100]; the logging contract wants percent (wsfcn/reporting.py)"
+            )
+
+
+def _ours(mean: float, std: float, n: int) -> str:
+    if not n:
+        return MISSING
+    return f"{mean:.2f} (n=1)" if n == 1 else f"{mean:.2f} ± {std:.2f} (n={n})"
+
+
+def _num(value: float, fmt: str = "{:.2f}") -> str:
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def _labels(experiment: Experiment, runs: pd.DataFrame) -> tuple[str, str, str | None]:
+    """(paper dataset name, paper label, our label or None if there are no runs)."""
+    paper_data = experiment.settings.get("paper", {}).get("data.name", "voc")
+    short, long = DATASET_NAMES.get(paper_data, (paper_data, paper_data))
+    columns = (experiment.paper or {}).get("columns", ["val"])
+    paper_label = (
+        f"{long} {' and '.join(columns)}, WideResNet-38" if experiment.paper else "none (not a paper table)"
+    )
+    datasets = sorted(set(runs[TAG_COLUMNS["dataset"]].dropna())) if not runs.empty else []
+    if len(datasets) > 1:
+        raise ValueError(
+            f"{experiment.name}: runs of one setting on several datasets {datasets}; not mixing them"
+        )
+    if not datasets:
+        return paper_data, paper_label, None
+    splits = []
+    for run in dict.fromkeys(runs[TAG_COLUMNS["run"]]):
+        split = str(experiment.runs[run].get("infer.split", experiment.common.get("infer.split", "val")))
+        splits += [split] if split not in splits else []
+    if datasets[0] == "synthetic":
+        return paper_data, paper_label, f"embedded synthetic benchmark (not {short}), {'/'.join(splits)}"
+    return (
+        paper_data,
+        paper_label,
+        f"{DATASET_NAMES.get(datasets[0], (None, datasets[0]))[1]} {'/'.join(splits)}",
+    )
+
+
+def _number_row(
+    run: str,
+    setting: str | None,
+    dataset: str | None,
+    comparable: bool,
+    paper: dict[str, float],
+    summary: pd.DataFrame,
+    param_counts: dict[str, int] | None,
+) -> dict[str, object]:
+    """One row of :attr:`Table.numbers` (NaN where missing, n = 0 without runs)."""
+    s = summary.loc[run] if run in summary.index else None
+    row: dict[str, object] = {"run": run, "setting": setting, "dataset": dataset}
+    for metric in METRICS:
+        row[f"paper_{metric}"] = float(paper.get(metric, math.nan))
+        row[f"{metric}_mean"] = float(s[f"{metric}_mean"]) if s is not None else math.nan
+        row[f"{metric}_std"] = float(s[f"{metric}_std"]) if s is not None else math.nan
+        row[f"{metric}_n"] = int(s[f"{metric}_n"]) if s is not None else 0
+        row[f"delta_{metric}"] = row[f"{metric}_mean"] - row[f"paper_{metric}"] if comparable else math.nan
+    logged = float(s["n_params"]) / 1e6 if s is not None else math.nan
+    row["paper_params_m"] = float(paper.get("params_m", math.nan))
+    row["params_m_runs"] = logged
+    counted = (param_counts or {}).get(run)
+    row["params_m"] = (
+        logged
+        if setting == "paper" and not math.isnan(logged)
+        else (counted / 1e6 if counted is not None else math.nan)
+    )
+    return row
+
+
+def experiment_table(
+    experiment: Experiment,
+    runs: pd.DataFrame,
+    setting: str | None = None,
+    param_counts: dict[str, int] | None = None,
+) -> Table:
+    """The table of one experiment file from a run frame (any experiments; filtered here).
+
+    Args:
+        experiment: the loaded ``experiments/*.yaml``.
+        runs: MLflow run frame following the logging contract (may hold other experiments' runs).
+        setting: the setting to show (None: ``paper`` if it has runs, else ``embedded``, else the first).
+        param_counts: ``{run: trainable parameters}`` of the paper-setting model, if counted.
+    """
+    chosen, setting, notes = _select(runs, experiment, setting)
+    paper_data, paper_label, ours_label = _labels(experiment, chosen)
+    summary = summarise(chosen) if not chosen.empty else summarise(empty_runs())
+    comparable = ours_label is not None and chosen[TAG_COLUMNS["dataset"]].iloc[0] == paper_data
+    paper = paper_values(experiment)
+    with_params = any("params_m" in v for v in paper.values())
+    dataset = chosen[TAG_COLUMNS["dataset"]].iloc[0] if ours_label else None
+    numbers = pd.DataFrame(
+        [
+            _number_row(run, setting, dataset, comparable, paper.get(run, {}), summary, param_counts)
+            for run in experiment.runs
+        ]
+    )
+    display = pd.DataFrame({"Run": numbers["run"]})
+    for metric in METRICS:
+        display[f"{metric} paper"] = numbers[f"paper_{metric}"].map(_num)
+        display[f"{metric} ours"] = [
+            _ours(r[f"{metric}_mean"], r[f"{metric}_std"], int(r[f"{metric}_n"]))
+            for _, r in numbers.iterrows()
+        ]
+        display[f"Δ {metric}"] = numbers[f"delta_{metric}"].map(lambda d: _num(d, "{:+.2f}"))
+    if with_params:
+        display["Params (M) paper"] = numbers["paper_params_m"].map(_num)
+        display["Params (M) ours"] = numbers["params_m"].map(_num)
+    if ours_label is None:
+        ours_text = "no finished runs logged yet"
+    else:
+        ours_text = f"{ours_label}, setting `{setting}`, mean ± std over seeds (n)"
+        if not comparable and experiment.paper:
+            notes.append(
+                f"Δ and the comparison rows need runs on {paper_label.split(',')[0]}; these runs are not"
+            )
+    caption = f"{experiment.caption.strip()} Paper: {paper_label}. Ours: {ours_text}."
+    match = re.match(r"table(\d+)", experiment.name)
+    return Table(
+        name=experiment.name,
+        stem=f"table{match.group(1)}" if match else experiment.name,
+        caption=caption,
+        numbers=numbers,
+        display=display,
+        comparison=comparison_table(experiment, numbers if comparable else None),
+        notes=notes,
+    )
+
+
+def comparison_table(experiment: Experiment, numbers: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The paper's comparison rows (Tables IV/V), each WS-FCN row followed by ours where run."""
+    paper = experiment.paper or {}
+    if "comparison" not in paper:
+        return None
+    columns = list(paper.get("columns", ["val"]))
+    by_run = numbers.set_index("run") if numbers is not None else None
+    rows, last_group = [], None
+    for entry in paper["comparison"]:
+        group = entry.get("group", "")
+        base = {
+            "Group": group if group != last_group else "",
+            "Method": entry.get("method", ""),
+            "Backbone": entry.get("backbone", ""),
+            "Sup.": entry.get("sup", ""),
+        }
+        last_group = group
+        rows.append({**base, **{c: _cell(entry.get(c)) for c in columns}})
+        mapped = {c: by_run.loc[r] for c, r in (entry.get("runs") or {}).items() if by_run is not None}
+        if any(r["mIoU_n"] for r in mapped.values()):
+            ours = {c: _ours(r["mIoU_mean"], r["mIoU_std"], int(r["mIoU_n"])) for c, r in mapped.items()}
+            rows.append(
+                {
+                    **base,
+                    "Group": "",
+                    "Method": f"{base['Method']} (ours)",
+                    **{c: ours.get(c, MISSING) for c in columns},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _num(float(value))
+    return MISSING if value is None else str(value)
+
+
+def build_tables(
+    experiments: list[Experiment],
+    runs: pd.DataFrame,
+    setting: str | None = None,
+    param_counts: dict[str, dict[str, int]] | None = None,
+) -> list[Table]:
+    """:func:`experiment_table` for each file; ``param_counts`` maps experiment name → run counts."""
+    return [experiment_table(e, runs, setting, (param_counts or {}).get(e.name)) for e in experiments]
