@@ -1,0 +1,148 @@
+"""The embedded synthetic benchmark and the class tables (wsfcn.data.synthetic, wsfcn.data.classes)."""
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wsfcn.data.classes import CLASS_NAMES, COCO_CATEGORY_IDS, IGNORE_INDEX, num_classes, voc_palette
+from wsfcn.data.synthetic import generate_synthetic, render_sample, sample_id
+from wsfcn.data.synthetic_draw import CLASS_STYLES
+
+SIZE = 64
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("syn")
+    generate_synthetic(out, num_train=24, num_val=8, image_size=SIZE, seed=0, workers=1)
+    return out / "VOCdevkit" / "VOC2012"
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[tuple[np.ndarray, np.ndarray]]:
+    """240 rendered samples at 64 px (about 0.5 s)."""
+    return [render_sample(np.random.default_rng([7, 0, i]), SIZE, SIZE) for i in range(240)]
+
+
+def test_class_tables():
+    assert (num_classes("voc"), num_classes("coco"), num_classes("synthetic")) == (21, 81, 9)
+    assert CLASS_NAMES["voc"][15] == "person" and CLASS_NAMES["coco"][1] == "person"
+    assert CLASS_NAMES["coco"][-1] == "toothbrush" and len(set(CLASS_NAMES["coco"])) == 81
+    assert len(COCO_CATEGORY_IDS) == 80 and sorted(set(COCO_CATEGORY_IDS)) == COCO_CATEGORY_IDS
+    assert [s for s, _, _ in CLASS_STYLES] == CLASS_NAMES["synthetic"][1:]
+    assert IGNORE_INDEX == 255
+    with pytest.raises(KeyError, match="unknown dataset"):
+        num_classes("imagenet")
+
+
+def test_voc_palette_known_entries():
+    pal = np.array(voc_palette()).reshape(256, 3)
+    assert pal.shape == (256, 3) and pal.min() >= 0 and pal.max() <= 255
+    assert pal[0].tolist() == [0, 0, 0] and pal[1].tolist() == [128, 0, 0] and pal[2].tolist() == [0, 128, 0]
+    assert pal[15].tolist() == [192, 128, 128]  # person
+    assert pal[255].tolist() == [224, 224, 192]  # void
+    assert len({tuple(c) for c in pal}) == 256
+
+
+def test_layout_ids_and_lists(generated):
+    train = (generated / "ImageSets/Segmentation/train.txt").read_text().split()
+    val = (generated / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert len(train) == 24 and len(val) == 8
+    assert train[0] == sample_id("train", 0) == "syn_train_000001" and val[-1] == "syn_val_000008"
+    for i in train + val:
+        image = Image.open(generated / "JPEGImages" / f"{i}.jpg")
+        mask = Image.open(generated / "SegmentationClass" / f"{i}.png")
+        assert image.format == "JPEG" and image.mode == "RGB" and image.size == (SIZE, SIZE)
+        assert mask.mode == "P" and mask.size == (SIZE, SIZE)
+        assert mask.getpalette()[:768] == voc_palette()
+
+
+def test_generation_is_deterministic_and_parallel_safe(generated, tmp_path):
+    generate_synthetic(tmp_path / "a", num_train=24, num_val=8, image_size=SIZE, seed=0, workers=2)
+    assert _digests(tmp_path / "a" / "VOCdevkit" / "VOC2012") == _digests(generated)
+    generate_synthetic(tmp_path / "b", num_train=4, num_val=0, image_size=SIZE, seed=1, workers=1)
+    other = _digests(tmp_path / "b" / "VOCdevkit" / "VOC2012")
+    assert other["JPEGImages/syn_train_000001.jpg"] != _digests(generated)["JPEGImages/syn_train_000001.jpg"]
+
+
+def test_every_image_tagged_and_mask_values_valid(generated):
+    for path in sorted((generated / "SegmentationClass").glob("*.png")):
+        mask = np.array(Image.open(path))
+        values = set(np.unique(mask).tolist())
+        assert values <= set(range(9)) | {255}, path
+        assert values - {0, 255}, f"{path} has no foreground class"
+
+
+def test_tagged_classes_cover_enough(samples):
+    for _, mask in samples:
+        for c in set(np.unique(mask).tolist()) - {0, 255}:
+            assert (mask == c).mean() >= 0.004
+
+
+def test_border_band_separates_regions(samples):
+    shares, thin = [], []
+    for _, mask in samples:
+        shares.append((mask == 255).mean())
+        m = mask.astype(int)
+        for a, b in ((m[1:], m[:-1]), (m[:, 1:], m[:, :-1])):  # 4-neighbours
+            differ = (a != b) & (a != 255) & (b != 255)
+            assert not differ.any(), "two labelled regions touch without a 255 band"
+        void = mask == 255
+        padded = np.pad(~void, 1)
+        has_label_neighbour = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+        thin.append(has_label_neighbour[void].mean())
+    assert np.mean(thin) > 0.95 and np.min(thin) > 0.85  # the band is thin (about 2 px)
+    assert 0.02 < np.mean(shares) < 0.12
+
+
+def test_foreground_share_and_class_balance(samples):
+    fg = [((m > 0) & (m < 255)).mean() for _, m in samples]
+    assert 0.2 < np.mean(fg) < 0.4
+    counts = Counter(c for _, m in samples for c in set(np.unique(m).tolist()) - {0, 255})
+    assert sorted(counts) == list(range(1, 9))
+    mean = np.mean(list(counts.values()))
+    assert all(0.6 * mean < n < 1.4 * mean for n in counts.values()), counts
+    per_image = Counter(len(set(np.unique(m).tolist()) - {0, 255}) for _, m in samples)
+    assert per_image[1] > 0 and per_image[2] > 0 and per_image[3] > 0
+
+
+def _nearest_centroid_accuracy(a: np.ndarray, b: np.ndarray) -> float:
+    """Fit class centroids on the first half of each, score the second half."""
+    ha, hb = len(a) // 2, len(b) // 2
+    ca, cb = a[:ha].mean(0), b[:hb].mean(0)
+    ta, tb = a[ha:], b[hb:]
+    right = (np.linalg.norm(ta - ca, axis=1) < np.linalg.norm(ta - cb, axis=1)).sum()
+    right += (np.linalg.norm(tb - cb, axis=1) < np.linalg.norm(tb - ca, axis=1)).sum()
+    return right / (len(ta) + len(tb))
+
+
+def test_hue_pairs_not_separable_by_mean_colour(samples):
+    colours: dict[int, list] = {c: [] for c in range(1, 9)}
+    for image, mask in samples:
+        for c in set(np.unique(mask).tolist()) - {0, 255}:
+            colours[c].append(image[mask == c].mean(0))
+    colours = {c: np.array(v) for c, v in colours.items()}
+    hues = [h for _, h, _ in CLASS_STYLES]
+    pairs = [(a, b) for a in range(1, 9) for b in range(a + 1, 9) if hues[a - 1] == hues[b - 1]]
+    assert len(pairs) == 3
+    for a, b in pairs:
+        assert _nearest_centroid_accuracy(colours[a], colours[b]) < 0.7, (a, b)
+    assert _nearest_centroid_accuracy(colours[1], colours[3]) > 0.9  # different hues: the test has power
+
+
+def test_non_square_and_bad_arguments(tmp_path):
+    image, mask = render_sample(np.random.default_rng(0), 40, 72)
+    assert image.shape == (40, 72, 3) and image.dtype == np.uint8 and mask.shape == (40, 72)
+    with pytest.raises(ValueError, match="at least 32"):
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=16, seed=0)
+    with pytest.raises(ValueError, match="seed >= 0"):
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=-1)
