@@ -1,16 +1,29 @@
-"""Data: the embedded synthetic benchmark, VOC/COCO preparation, datasets and loaders (METHOD §6.2, §8)."""
+"""Data: the embedded synthetic benchmark, VOC/COCO preparation, datasets and loaders (METHOD §6.2, §8).
 
-from wsfcn.data.classes import CLASS_NAMES, IGNORE_INDEX, num_classes, voc_palette
-from wsfcn.data.datasets import SegmentationDataset, build_dataset, build_loader
-from wsfcn.data.synthetic import generate_synthetic
+Names are imported lazily, so ``wsfcn.data.io`` or ``wsfcn.data.classes`` (used by CRF worker
+processes and the prepare stage) do not pull in torch.
+"""
 
-__all__ = [
-    "CLASS_NAMES",
-    "IGNORE_INDEX",
-    "SegmentationDataset",
-    "build_dataset",
-    "build_loader",
-    "generate_synthetic",
-    "num_classes",
-    "voc_palette",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CLASS_NAMES": "wsfcn.data.classes",
+    "IGNORE_INDEX": "wsfcn.data.classes",
+    "num_classes": "wsfcn.data.classes",
+    "voc_palette": "wsfcn.data.classes",
+    "SegmentationDataset": "wsfcn.data.datasets",
+    "build_dataset": "wsfcn.data.datasets",
+    "build_loader": "wsfcn.data.datasets",
+    "generate_synthetic": "wsfcn.data.synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'wsfcn.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
