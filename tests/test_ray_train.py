@@ -1,0 +1,76 @@
+"""One 2-worker Ray Train run on CPU (gloo DDP): a worker dies in epoch 2 and the group restarts
+from the epoch-1 checkpoint (FailureConfig); rank 0 logs to MLflow from inside the worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_training import prepare_tiny_data, tiny_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+def crash_once_loop(config: dict) -> None:
+    """train_loop_per_worker, except that rank 1 exits hard at the start of epoch 2 the first time."""
+    import ray.train
+
+    import wsfcn.training
+    from wsfcn.integrations.ray_train import train_loop_per_worker
+
+    marker = Path(config["crash_marker"])
+    real = wsfcn.training.train_one_epoch
+
+    def maybe_crash(*args, **kwargs):
+        if kwargs["epoch"] == 2 and ray.train.get_context().get_world_rank() == 1 and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return real(*args, **kwargs)
+
+    wsfcn.training.train_one_epoch = maybe_crash
+    train_loop_per_worker(config)
+
+
+def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
+    import ray
+    import ray.cloudpickle
+    from mlflow.tracking import MlflowClient
+
+    from wsfcn.checkpoints import load_checkpoint
+    from wsfcn.integrations import ray_train
+    from wsfcn.integrations.mlflow_log import start_run
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    data = prepare_tiny_data(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    params = tiny_params(
+        data,
+        tmp_path / "out",
+        train__num_workers=2,
+        train__epochs=3,
+        train__max_failures=1,
+        tracking__uri=uri,
+        tracking__enabled=True,
+        train__run_name="ray2",
+    )
+    run_id = start_run(params, "ray_test", "ray2")
+    marker = tmp_path / "crashed"
+
+    def loop(config):
+        crash_once_loop({**config, "crash_marker": str(marker)})
+
+    try:
+        result = ray_train.run_ray(
+            ray_train.absolute_paths(params), mlflow_run=(uri, run_id), quiet=True, loop=loop
+        )
+    finally:
+        ray.shutdown()
+    assert marker.exists()  # the worker did die
+    assert result.epochs == 3 and [e["epoch"] for e in result.history] == [1, 2, 3]
+    state = load_checkpoint(tmp_path / "out" / "last.pt")
+    assert state["metrics"]["resumed_from"] == 1  # restarted from the epoch-1 checkpoint
+    assert list((tmp_path / "out" / "ray" / "ray2").glob("checkpoint_*"))
+    history = MlflowClient(uri).get_metric_history(run_id, "loss")
+    assert sorted({m.step for m in history}) == [1, 2, 3]  # logged by rank 0 inside the workers

@@ -1,0 +1,286 @@
+"""Sweep planning without Ray: runs × seeds expansion, shared training, resume selection, trial body."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from wsfcn.config import ConfigError, load_experiment, load_params
+from wsfcn.sweep import (
+    ChildRun,
+    TrialOutcome,
+    child_tags,
+    count_outcomes,
+    distinct_data,
+    expand_trials,
+    format_outcomes,
+    select_pending,
+    trial_hash,
+    with_parent,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.yaml"
+
+
+def write_experiment(path: Path, runs: dict, common: dict | None = None) -> Path:
+    doc = {"name": "mini_table", "caption": "c", "common": common or {}, "settings": {"embedded": {}}}
+    path.write_text(yaml.safe_dump({**doc, "runs": runs}, sort_keys=False))
+    return path
+
+
+def test_expand_runs_by_seeds_with_per_trial_folders(tmp_path):
+    exp = load_experiment(SMOKE)
+    specs = expand_trials(exp, "embedded", 2, base=None, extra={"train.seed": 5}, root=tmp_path)
+    assert [s.trial_id for s in specs] == ["baseline-s5", "baseline-s6", "full-s5", "full-s6"]
+    s = specs[1]
+    folder = tmp_path / "outputs" / "sweeps" / "smoke" / "embedded" / "baseline-s6"
+    p = s.to_params()
+    assert Path(s.folder) == folder and (s.experiment, s.setting, s.run, s.seed) == (
+        "smoke",
+        "embedded",
+        "baseline",
+        6,
+    )
+    assert p.train.seed == 6 and p.train.run_name == "baseline-s6"
+    assert Path(p.train.out_dir) == folder / "train"
+    assert Path(p.infer.checkpoint) == folder / "train" / "best.pt"
+    assert Path(p.infer.out_dir) == folder / "infer" and Path(p.eval.out_dir) == folder / "eval"
+    assert Path(p.data.root) == tmp_path / "data"  # the default "data", made absolute
+    assert p.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert (p.model.context, p.model.fusion) == ("aspp", "baseline")  # the run's overrides
+    assert p.data.synthetic.num_train == 64  # the file's common block
+    assert specs[2].to_params().model.context == "fca"
+
+
+def test_set_wins_over_the_file_and_runs_filter(tmp_path):
+    exp = load_experiment(SMOKE)
+    specs = expand_trials(exp, "embedded", [3], runs=["full"], base=None,
+                          extra={"model.context": "ppm", "train.epochs": 1}, root=tmp_path)  # fmt: skip
+    assert [s.trial_id for s in specs] == ["full-s3"]
+    assert specs[0].to_params().model.context == "ppm" and specs[0].to_params().train.epochs == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"setting": "paper"}, "no setting 'paper'"),
+        ({"runs": ["nope"]}, "no run 'nope'"),
+        ({"seeds": 0}, "--seeds must be >= 1"),
+    ],
+)
+def test_bad_sweep_arguments_name_the_problem(tmp_path, kwargs, match):
+    exp = load_experiment(SMOKE)
+    args = {"setting": "embedded", "seeds": 1, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        expand_trials(exp, args.pop("setting"), args.pop("seeds"), base=None, root=tmp_path, **args)
+
+
+def test_runs_differing_only_in_inference_share_one_training(tmp_path):
+    runs = {"single": {"infer.flip": False}, "flip": {"infer.flip": True}, "ppm": {"model.context": "ppm"}}
+    exp = load_experiment(write_experiment(tmp_path / "e.yaml", runs))
+    specs = {s.trial_id: s.to_params() for s in expand_trials(exp, "embedded", 2, base=None, root=tmp_path)}
+    base = tmp_path / "outputs" / "sweeps" / "mini_table" / "embedded"
+    assert Path(specs["flip-s1"].train.out_dir) == base / "single-s1" / "train"
+    assert Path(specs["flip-s1"].infer.checkpoint) == base / "single-s1" / "train" / "best.pt"
+    assert Path(specs["flip-s1"].infer.out_dir) == base / "flip-s1" / "infer"  # own predictions
+    assert Path(specs["single-s0"].train.out_dir) == base / "single-s0" / "train"  # seeds never share
+    assert Path(specs["ppm-s0"].train.out_dir) == base / "ppm-s0" / "train"  # other training params
+    # --runs does not move the shared folder: it belongs to the first run of the file
+    only = expand_trials(exp, "embedded", 1, runs=["flip"], base=None, root=tmp_path)[0].to_params()
+    assert Path(only.train.out_dir) == base / "single-s0" / "train"
+
+
+def test_trial_hash_ignores_paths_but_not_settings():
+    p = load_params(None)
+    same = load_params(None, {"train.out_dir": "/x", "data.root": "/y", "tracking.uri": "sqlite:////z.db"})
+    assert trial_hash(p) == trial_hash(same)
+    for key, value in [
+        ("model.context", "ppm"),
+        ("infer.flip", False),
+        ("train.seed", 1),
+        ("eval.crf", True),
+    ]:
+        assert trial_hash(load_params(None, {key: value})) != trial_hash(p), key
+
+
+def spec_pair(tmp_path):
+    specs = expand_trials(load_experiment(SMOKE), "embedded", 1, base=None, root=tmp_path)
+    return with_parent(specs, "P1")
+
+
+def child(run, seed, status, hash_, run_id, **metrics):
+    tags = {"wsfcn.run": run, "wsfcn.seed": str(seed), "wsfcn.trial_hash": hash_}
+    return ChildRun(run_id, status, tags, metrics)
+
+
+def test_select_pending_skips_only_finished_trials_with_the_same_params(tmp_path):
+    base, full = spec_pair(tmp_path)
+    children = [
+        child("baseline", 0, "FINISHED", base.trial_hash, "old", mIoU=1.0),
+        child("baseline", 0, "FINISHED", base.trial_hash, "new", mIoU=2.0, PixAcc=3.0, loss=9.0),
+        child("full", 0, "FINISHED", "another-hash", "edited"),
+        child("full", 0, "FAILED", full.trial_hash, "failed"),
+        child("full", 0, "RUNNING", full.trial_hash, "stale"),
+        child("baseline", 1, "FINISHED", base.trial_hash, "other-seed"),
+    ]
+    todo, skipped, stale = select_pending([base, full], children)
+    assert [s.trial_id for s in todo] == ["full-s0"]
+    assert skipped == [TrialOutcome("baseline-s0", "SKIPPED", {"mIoU": 2.0, "PixAcc": 3.0}, run_id="new")]
+    assert stale == ["stale"]
+    assert select_pending([base, full], []) == ([base, full], [], [])
+
+
+def test_child_tags_follow_the_logging_contract(tmp_path):
+    base, _ = spec_pair(tmp_path)
+    tags = child_tags(base, base.to_params())
+    contract = {
+        "experiment": "smoke",
+        "run": "baseline",
+        "setting": "embedded",
+        "seed": "0",
+        "dataset": "synthetic",
+    }
+    assert {k: tags[f"wsfcn.{k}"] for k in contract} == contract
+    assert tags["mlflow.parentRunId"] == "P1" and tags["wsfcn.sweep"] == "smoke/embedded"
+
+
+def test_distinct_data_and_folder_collisions():
+    a = load_params(None).data
+    b = load_params(None, {"data.root": "/elsewhere", "data.synthetic.num_train": 8}).data
+    assert distinct_data([a, a, b]) == [a, b]
+    clash = load_params(None, {"data.synthetic.num_train": 8}).data
+    with pytest.raises(ConfigError, match="would both prepare"):
+        distinct_data([a, clash])
+
+
+def test_outcome_table_and_counts():
+    outcomes = [
+        TrialOutcome("a-s0", "FINISHED", {"mIoU": 61.234, "PixAcc": 88.0}, run_id="r1"),
+        TrialOutcome("b-s0", "FAILED", error="ValueError: boom"),
+        TrialOutcome("c-s0", "SKIPPED", {"mIoU": 1.0}),
+    ]
+    text = format_outcomes(outcomes)
+    assert "61.23" in text and "88.00" in text and "FAILED b-s0: ValueError: boom" in text
+    assert text.splitlines()[3].split()[2:4] == ["1.00", "–"]
+    assert count_outcomes(outcomes) == {"finished": 1, "failed": 1, "skipped": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# run_trial with fake training / inference and a fake MLflow
+class FakeTracker:
+    runs: dict = {}
+
+    def __init__(self, uri, run_id):
+        self.uri, self.run_id = uri, run_id
+        self.record = FakeTracker.runs.setdefault(run_id, {"tags": {}, "metrics": {}, "status": None})
+        self.client = self
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        self.record["metrics"].update({m.key: m.value for m in metrics})
+
+    def set_tags(self, tags):
+        self.record["tags"].update(tags)
+
+    def log_artifact(self, path, artifact_path=None):
+        self.record.setdefault("artifacts", []).append(path)
+
+    def finish(self, status="FINISHED"):
+        self.record["status"] = status
+
+
+@pytest.fixture
+def fake_mlflow(monkeypatch):
+    import wsfcn.integrations.mlflow_log as mlflow_log
+
+    FakeTracker.runs = {}
+    monkeypatch.setattr(mlflow_log, "start_run", lambda params, exp, name, **kw: f"{exp}/{name}")
+    monkeypatch.setattr(mlflow_log, "MLflowReporter", FakeTracker)
+    return FakeTracker.runs
+
+
+def fake_fit(calls):
+    from wsfcn.checkpoints import save_checkpoint
+    from wsfcn.training import FitResult
+
+    def train(params, *, mlflow_run, report, quiet):
+        calls.append(mlflow_run)
+        out = Path(params.train.out_dir)
+        state = {"n_params": 42, "best_epoch": 2, "best_score": 0.5, "history": []}
+        epochs = params.train.epochs
+        model = torch.nn.Linear(2, 2)
+        save_checkpoint(
+            out / "last.pt", model=model, epoch=epochs, params=params, metrics=state, num_classes=9
+        )
+        return FitResult(out, out / "last.pt", out / "best.pt", params.train.epochs, 2, 0.5, 42)
+
+    return train
+
+
+def test_run_trial_logs_metrics_and_reuses_a_finished_training(tmp_path, fake_mlflow):
+    from wsfcn.sweep_trial import run_trial
+
+    base, _ = spec_pair(tmp_path)
+    calls = []
+    post = lambda params, quiet: {"mIoU": 61.5, "PixAcc": 88.25, "files": []}  # noqa: E731
+    summary = run_trial(base, train=fake_fit(calls), post=post)
+    record = fake_mlflow["smoke/baseline-s0"]
+    assert record["status"] == "FINISHED" and [run for _, run in calls] == ["smoke/baseline-s0"]
+    assert record["metrics"] == {"n_params": 42.0, "mIoU": 61.5, "PixAcc": 88.25}
+    assert record["tags"]["mlflow.parentRunId"] == "P1" and record["tags"]["wsfcn.run"] == "baseline"
+    assert summary["mIoU"] == 61.5 and not summary["train_reused"]
+    assert json.loads((Path(base.folder) / "result.json").read_text())["run_id"] == "smoke/baseline-s0"
+    again = run_trial(base, train=fake_fit(calls), post=post)  # last.pt holds train.epochs epochs
+    assert len(calls) == 1 and again["train_reused"] and again["n_params"] == 42
+
+
+def test_run_trial_failure_marks_the_child_failed_and_reraises(tmp_path, fake_mlflow):
+    from wsfcn.sweep_trial import run_trial
+
+    _, full = spec_pair(tmp_path)
+
+    def post(params, quiet):
+        raise ValueError("no masks for split 'nosuch'")
+
+    with pytest.raises(ValueError, match="nosuch"):
+        run_trial(full, train=fake_fit([]), post=post)
+    record = fake_mlflow["smoke/full-s0"]
+    assert record["status"] == "FAILED"
+    assert record["tags"]["wsfcn.error"] == "ValueError: no masks for split 'nosuch'"
+    assert "ValueError" in (Path(full.folder) / "error.txt").read_text()
+    assert "mIoU" not in record["metrics"]
+
+
+def test_trial_and_worker_resources():
+    from wsfcn.integrations.ray_tune import trial_resources, worker_resources
+
+    cpu2 = {"CPU": 2.0, "GPU": 0.0}
+    local = load_params(None, {"train.num_workers": 0})
+    assert trial_resources(local, cpu2, 0) == {"cpu": 1.0, "gpu": 0.0}
+    assert trial_resources(local, cpu2, 1) == {"cpu": 2.0, "gpu": 0.0}
+    assert trial_resources(load_params(None, {"train.use_gpu": True}), {"CPU": 16, "GPU": 2}, 2)["gpu"] == 1.0
+    ddp = load_params(None, {"train.num_workers": 2})
+    assert trial_resources(ddp, cpu2, 1) == {"cpu": 0.01}
+    assert worker_resources(ddp, cpu2, 1) == {"CPU": 0.99}  # 0.01 + 2 x 0.99 <= 2 (STACK §2)
+    assert worker_resources(ddp, {"CPU": 16.0, "GPU": 4.0}, 2) == {"CPU": 3.99, "GPU": 1.0}
+
+
+def test_a_trial_larger_than_the_cluster_is_a_config_error(tmp_path):
+    from wsfcn.integrations.ray_tune import check_fits
+
+    cpu2 = {"CPU": 2.0, "GPU": 0.0}
+    specs = expand_trials(load_experiment(SMOKE), "embedded", 1, base=None, root=tmp_path)
+    check_fits(specs[0], cpu2, 0)  # in-process, 1 CPU: fits
+    gpu = expand_trials(load_experiment(SMOKE), "embedded", 1, base=None, root=tmp_path,
+                        extra={"train.use_gpu": True})[0]  # fmt: skip
+    with pytest.raises(ConfigError, match="needs 1 GPUs .* has 0"):
+        check_fits(gpu, cpu2, 0)
+    ddp = expand_trials(load_experiment(SMOKE), "embedded", 1, base=None, root=tmp_path,
+                        extra={"train.num_workers": 3})[0]  # fmt: skip
+    check_fits(ddp, {"CPU": 2.0, "GPU": 0.0}, 1)  # 0.01 + 3 x 0.66
+    with pytest.raises(ConfigError, match="cannot host train.num_workers=3"):
+        check_fits(ddp, {"CPU": 0.02, "GPU": 0.0}, 1)

@@ -1,0 +1,248 @@
+"""Ablation sweeps (Tables I-V, METHOD §12): an experiments file's runs × seeds as trials.
+
+A sweep is one ``experiments/*.yaml`` at one setting (``embedded`` by default, ``paper`` on real
+data). Each (run, seed) is a trial: train, predict ``infer.split`` from the best checkpoint
+(``infer.*``), dense CRF when ``eval.crf``, evaluate (METHOD §8.2), and log one MLflow child run
+following the contract of :mod:`wsfcn.reporting` under the sweep's parent run (tag
+``wsfcn.sweep=<experiment>/<setting>``). A trial's files live in
+``outputs/sweeps/<experiment>/<setting>/<run>-s<seed>/{train,infer,eval}``; runs whose training
+params are equal (Tables III-V differ only in ``infer.*`` / ``eval.*``) train once, in the first
+such run's ``train`` folder, guarded by a file lock.
+
+Resume: the newest parent of the experiment/setting is reopened; a (run, seed) whose child FINISHED
+with the same trial hash is not redone, children left RUNNING by a killed driver become KILLED,
+and an unfinished training continues from its ``last.pt``.
+
+This module is the pure part (trial specs, resume selection, tags, the outcome table). The trial
+body is :mod:`wsfcn.sweep_trial`, the driver :mod:`wsfcn.sweep_run`, the Ray side
+:mod:`wsfcn.integrations.ray_tune` and the MLflow parent run :mod:`wsfcn.integrations.mlflow_sweep`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsfcn.checkpoints import fingerprint, params_from_dict
+from wsfcn.config import ConfigError, DataParams, Experiment, Params, flatten, to_dict
+
+SWEEP_TAG = "wsfcn.sweep"
+PARENT_TAG = "mlflow.parentRunId"
+HASH_TAG = "wsfcn.trial_hash"
+# How a trial runs, not what it computes: left out of the trial hash.
+NEUTRAL = ("train.out_dir", "train.run_name", "train.ray_address", "train.max_failures", "train.figure_every",
+           "train.num_workers", "data.root", "data.downloads", "data.loader_workers", "infer.out_dir",
+           "infer.checkpoint", "eval.out_dir", "eval.crf_params.processes", "tracking.",
+           "tables.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One (run, seed) of a sweep; ``params`` is the full plain params dict with absolute paths."""
+
+    experiment: str
+    setting: str
+    run: str
+    seed: int
+    params: dict[str, Any]
+    folder: str
+    trial_hash: str
+    root: str
+    parent_run_id: str = ""
+
+    @property
+    def trial_id(self) -> str:
+        return f"{self.run}-s{self.seed}"
+
+    def to_params(self) -> Params:
+        return params_from_dict(self.params, source=f"trial {self.trial_id}")
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What resume needs from an MLflow child run."""
+
+    run_id: str
+    status: str
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended: FINISHED, FAILED, or SKIPPED (finished by an earlier run of the sweep)."""
+
+    trial_id: str
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    run_id: str = ""
+
+
+def trial_hash(params: Params) -> str:
+    """sha256 (16 hex) of every param that changes a trial's numbers (paths and tracking left out)."""
+    kept = {
+        k: v
+        for k, v in flatten(params).items()
+        if not any(k == n or (n.endswith(".") and k.startswith(n)) for n in NEUTRAL)
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _training_key(params: Params) -> str:
+    return f"{fingerprint(params)}-{params.train.epochs}"
+
+
+def _absolute(value: str, root: Path) -> str:
+    return str((root / value).resolve()) if value and not Path(value).is_absolute() else value
+
+
+def expand_trials(
+    experiment: Experiment,
+    setting: str,
+    seeds: int | Sequence[int] = 1,
+    *,
+    runs: Sequence[str] | None = None,
+    base: str | Path | None = "params.yaml",
+    extra: dict[str, Any] | None = None,
+    root: str | Path | None = None,
+    out_root: str = "outputs/sweeps",
+) -> list[TrialSpec]:
+    """The trials of ``experiment`` at ``setting``: selected ``runs`` (file order) × seeds.
+
+    ``seeds`` is a count N (seeds ``train.seed`` .. ``train.seed + N - 1``) or explicit seeds.
+    ``extra`` (``--set``) wins over the file. Paths are made absolute from ``root`` (default cwd).
+    """
+    from wsfcn.integrations.mlflow_log import resolve_uri
+
+    if setting not in experiment.settings:
+        allowed = list(experiment.settings)
+        raise ConfigError(f"{experiment.path}: no setting {setting!r}; settings are {allowed}")
+    chosen = list(runs or experiment.runs)
+    unknown = [r for r in chosen if r not in experiment.runs]
+    if unknown:
+        raise ConfigError(f"{experiment.path}: no run {unknown[0]!r}; runs are {list(experiment.runs)}")
+    if isinstance(seeds, int) and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    root = Path(root or Path.cwd()).resolve()
+    base_dir = root / out_root / experiment.name / setting
+    owner: dict[str, Path] = {}  # training key -> train folder (over ALL runs, so --runs does not move it)
+    specs = []
+    for run in experiment.runs:
+        first = experiment.params(run, setting, base=base, extra=extra)
+        run_seeds = range(first.train.seed, first.train.seed + seeds) if isinstance(seeds, int) else seeds
+        for seed in run_seeds:
+            folder = base_dir / f"{run}-s{seed}"
+            params = experiment.params(run, setting, base=base, extra={**(extra or {}), "train.seed": seed})
+            train_dir = owner.setdefault(_training_key(params), folder / "train")
+            paths = {
+                "train.seed": seed,
+                "train.run_name": f"{run}-s{seed}",
+                "train.out_dir": str(train_dir),
+                "infer.checkpoint": str(train_dir / "best.pt"),
+                "infer.out_dir": str(folder / "infer"),
+                "eval.out_dir": str(folder / "eval"),
+                "data.root": _absolute(params.data.root, root),
+                "data.downloads": _absolute(params.data.downloads, root),
+                "model.pretrained": _absolute(params.model.pretrained, root),
+                "tracking.uri": resolve_uri(params.tracking.uri, root),
+            }
+            params = experiment.params(run, setting, base=base, extra={**(extra or {}), **paths})
+            if run in chosen:
+                specs.append(
+                    TrialSpec(
+                        experiment.name,
+                        setting,
+                        run,
+                        seed,
+                        to_dict(params),
+                        str(folder),
+                        trial_hash(params),
+                        str(root),
+                    )  # fmt: skip
+                )
+    return specs
+
+
+def select_pending(
+    specs: Sequence[TrialSpec], children: Sequence[ChildRun]
+) -> tuple[list[TrialSpec], list[TrialOutcome], list[str]]:
+    """Split ``specs`` into those to run and those already finished; list stale RUNNING children.
+
+    A trial is finished when a FINISHED child (``children`` oldest first; the latest wins) has its
+    ``wsfcn.run``, ``wsfcn.seed`` and trial hash; one finished with other params (an edited
+    experiments file or ``--set``) is redone. Finished trials come back as SKIPPED outcomes.
+    """
+    done = {
+        (c.tags.get("wsfcn.run"), c.tags.get("wsfcn.seed"), c.tags.get(HASH_TAG)): c
+        for c in children
+        if c.status == "FINISHED"
+    }
+    todo, skipped = [], []
+    for spec in specs:
+        child = done.get((spec.run, str(spec.seed), spec.trial_hash))
+        if child is None:
+            todo.append(spec)
+        else:
+            metrics = {k: v for k, v in child.metrics.items() if k in ("mIoU", "PixAcc", "n_params")}
+            skipped.append(TrialOutcome(spec.trial_id, "SKIPPED", metrics, run_id=child.run_id))
+    stale = [c.run_id for c in children if c.status == "RUNNING"]
+    return todo, skipped, stale
+
+
+def count_outcomes(outcomes: Iterable[TrialOutcome]) -> dict[str, int]:
+    """``{"finished": n, "failed": n, "skipped": n}``."""
+    statuses = [o.status for o in outcomes]
+    return {k.lower(): statuses.count(k) for k in ("FINISHED", "FAILED", "SKIPPED")}
+
+
+def child_tags(spec: TrialSpec, params: Params) -> dict[str, str]:
+    """The logging contract's tags (wsfcn.reporting) plus the sweep's parent / trial bookkeeping."""
+    return {
+        "wsfcn.experiment": spec.experiment,
+        "wsfcn.run": spec.run,
+        "wsfcn.setting": spec.setting,
+        "wsfcn.seed": str(spec.seed),
+        "wsfcn.dataset": params.data.name,
+        "wsfcn.trial": spec.trial_id,
+        HASH_TAG: spec.trial_hash,
+        SWEEP_TAG: f"{spec.experiment}/{spec.setting}",
+        PARENT_TAG: spec.parent_run_id,
+    }
+
+
+def distinct_data(datas: Iterable[DataParams]) -> list[DataParams]:
+    """The distinct ``data`` sections; two that differ but write the same prepared folder raise."""
+    seen: dict[str, DataParams] = {}
+    folders: dict[Path, str] = {}
+    for data in datas:
+        key = json.dumps(to_dict(data), sort_keys=True)
+        if key in seen:
+            continue
+        folder = Path(data.root) / data.name
+        if folder in folders:
+            raise ConfigError(
+                f"two data settings of this sweep would both prepare {folder}: give them different "
+                f"data.root values (first: {folders[folder]}, second: {key})"
+            )
+        seen[key], folders[folder] = data, key
+    return list(seen.values())
+
+
+def with_parent(specs: Sequence[TrialSpec], parent_run_id: str) -> list[TrialSpec]:
+    return [dataclasses.replace(s, parent_run_id=parent_run_id) for s in specs]
+
+
+def format_outcomes(outcomes: Sequence[TrialOutcome]) -> str:
+    """A plain-text table of the trials, then every error in full."""
+    lines = [f"{'trial':<24} {'status':<9} {'mIoU':>7} {'PixAcc':>7}  run"]
+    for o in outcomes:
+        miou, acc = (f"{o.metrics[k]:.2f}" if k in o.metrics else "–" for k in ("mIoU", "PixAcc"))
+        lines.append(f"{o.trial_id:<24} {o.status:<9} {miou:>7} {acc:>7}  {o.run_id}")
+    lines += [f"FAILED {o.trial_id}: {o.error}" for o in outcomes if o.status == "FAILED"]
+    return "\n".join(lines)
