@@ -231,12 +231,17 @@ def test_kill_9_then_rerun_resumes_and_finishes(data, tmp_path):
     assert state["epoch"] == 4 and state["metrics"]["resumed_from"] == killed_at
     assert [e["epoch"] for e in state["metrics"]["history"]] == [1, 2, 3, 4]
     assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 5
-    ref = fit(
-        tiny_params(
-            data, tmp_path / "ref", train__epochs=4, train__max_steps_per_epoch=4, train__deterministic=True
-        ),
-        report=lambda m: None,
-        quiet=True,
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the subprocess ran with OMP_NUM_THREADS=1: same reduction order
+    try:
+        ref = fit(
+            tiny_params(
+                data, tmp_path / "ref", train__epochs=4, train__max_steps_per_epoch=4, train__deterministic=True
+            ),
+            report=lambda m: None,
+            quiet=True,
+        )
+    finally:
+        torch.set_num_threads(threads)
     expected = load_checkpoint(ref.last)["model"]
     assert all(torch.equal(expected[k], state["model"][k]) for k in expected)
