@@ -236,7 +236,11 @@ def test_kill_9_then_rerun_resumes_and_finishes(data, tmp_path):
     try:
         ref = fit(
             tiny_params(
-                data, tmp_path / "ref", train__epochs=4, train__max_steps_per_epoch=4, train__deterministic=True
+                data,
+                tmp_path / "ref",
+                train__epochs=4,
+                train__max_steps_per_epoch=4,
+                train__deterministic=True,
             ),
             report=lambda m: None,
             quiet=True,
