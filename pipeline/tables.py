@@ -9,14 +9,15 @@ contract is in wsfcn/reporting.py. Prints the first table.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from wsfcn.cli import add_params_arguments, params_from_args
-from wsfcn.config import ConfigError, Experiment, load_experiment
-from wsfcn.reporting import experiment_table
+from wsfcn.config import ConfigError, Experiment, flatten, load_experiment
+from wsfcn.reporting import experiment_table, pipeline_runs
 from wsfcn.table_writers import format_terminal, write_table
 
 
@@ -43,6 +44,19 @@ def paper_param_counts(experiment: Experiment, params_path: str | None) -> dict[
         return None
 
 
+def with_pipeline_result(
+    runs: pd.DataFrame, experiments: list[Experiment], params, path: Path
+) -> pd.DataFrame:
+    """Add the pipeline's own evaluation to ``runs`` as the experiment rows its params reproduce."""
+    if not path.is_file():
+        raise SystemExit(f"tables: {path} does not exist (run the evaluate stage first)")
+    metrics = json.loads(path.read_text())
+    flat = flatten(params)
+    extra = [pipeline_runs(e, flat, metrics, path.stat().st_mtime) for e in experiments]
+    frames = [f for f in (runs, *extra) if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_params_arguments(parser)
@@ -52,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--setting", default=None, help="setting to show (default: paper if run, else embedded)"
     )
+    parser.add_argument(
+        "--pipeline-metrics",
+        metavar="JSON",
+        help="also show this dvc repro result (evaluate's metrics.json) as the rows its params reproduce",
+    )
     args = parser.parse_args(argv)
     try:
         params = params_from_args(args)
@@ -60,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tables: parameter error: {err}", file=sys.stderr)
         return 2
     runs = read_runs(params.tracking.uri, [e.name for e in experiments])
+    if args.pipeline_metrics:
+        runs = with_pipeline_result(runs, experiments, params, Path(args.pipeline_metrics))
     params_path = args.params if Path(args.params).is_file() else None
     tables = [
         experiment_table(e, runs, args.setting, paper_param_counts(e, params_path)) for e in experiments

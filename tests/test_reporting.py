@@ -283,3 +283,24 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     md = (out / "table1.md").read_text()
     assert "58.50 ± 0.71 (n=2)" in md and "61.00 (n=1)" in md and "PASCAL VOC 2012 val, setting `paper`" in md
     assert {p.name for p in out.iterdir()} == {f"table{n}.{e}" for n in (1, 3) for e in ("md", "tex", "csv")}
+
+
+def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
+    from wsfcn.config import flatten, load_experiment, load_params
+    from wsfcn.reporting import matching_runs, pipeline_runs
+
+    root = Path(__file__).resolve().parents[1]
+    table1 = load_experiment(root / "experiments/table1_ablation.yaml")
+    full = flatten(load_params(None, {**table1.overrides("full", "embedded")}))
+    assert matching_runs(table1, full) == [("full", "embedded")]
+    baseline = flatten(load_params(None, {**table1.overrides("baseline", "embedded")}))
+    assert matching_runs(table1, baseline) == [("baseline", "embedded")]
+    # a protocol the table does not use (multi-scale inference) matches no row
+    multiscale = dict(full, **{"infer.scales": [1.0, 0.5]})
+    assert matching_runs(table1, multiscale) == []
+    rows = pipeline_runs(table1, full, {"mIoU": 71.5, "PixAcc": 90.1}, 0.0)
+    numbers = experiment_table(table1, rows).numbers.set_index("run")
+    assert numbers.loc["full", "mIoU_mean"] == pytest.approx(71.5)
+    assert math.isnan(numbers.loc["baseline", "mIoU_mean"])
+    table = experiment_table(table1, rows)
+    assert "not VOC" in table.caption

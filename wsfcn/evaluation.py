@@ -127,7 +127,12 @@ def write_reports(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = cm.compute()
+    percent = {
+        k: None if _clean(metrics[k]) is None else round(100 * metrics[k], 2) for k in ("miou", "pixacc")
+    }
     summary = {
+        "mIoU": percent["miou"],  # percent, as the paper prints (all classes incl. background)
+        "PixAcc": percent["pixacc"],
         "miou": _clean(metrics["miou"]),
         "miou_fg": _clean(metrics["miou_fg"]),
         "pixacc": _clean(metrics["pixacc"]),

@@ -322,3 +322,47 @@ def build_tables(
 ) -> list[Table]:
     """:func:`experiment_table` for each file; ``param_counts`` maps experiment name → run counts."""
     return [experiment_table(e, runs, setting, (param_counts or {}).get(e.name)) for e in experiments]
+
+
+def matching_runs(experiment: Experiment, flat_params: dict[str, object]) -> list[tuple[str, str]]:
+    """``[(run, setting)]`` of ``experiment`` whose every override (common + setting + run) holds in
+    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first."""
+    from wsfcn.config import flatten, load_params
+
+    found = []
+    for run in experiment.runs:
+        for setting in sorted(experiment.settings, key=lambda s: s != "paper") or [None]:
+            overrides = experiment.overrides(run, setting)
+            wanted = flatten(load_params(None, overrides)) if overrides else {}
+            if all(flat_params.get(key) == wanted[key] for key in _override_keys(overrides, wanted)):
+                found.append((run, setting or "embedded"))
+                break
+    return found
+
+
+def _override_keys(overrides: dict[str, object], wanted: dict[str, object]) -> list[str]:
+    """The flattened keys an override mapping sets (a section override sets all its keys)."""
+    return [k for k in wanted if any(k == o or k.startswith(o + ".") for o in overrides)]
+
+
+def pipeline_runs(
+    experiment: Experiment, flat_params: dict[str, object], metrics: dict, start_time: float
+) -> pd.DataFrame:
+    """The ``dvc repro`` result (``metrics.json`` of the evaluate stage, mIoU/PixAcc in percent) as run
+    rows of ``experiment`` for each run it reproduces, shaped like the logged runs (logging contract)."""
+    rows = [
+        {
+            "run_id": "dvc-pipeline",
+            "status": "FINISHED",
+            "start_time": pd.Timestamp(start_time, unit="s", tz="UTC"),
+            TAG_COLUMNS["experiment"]: experiment.name,
+            TAG_COLUMNS["run"]: run,
+            TAG_COLUMNS["setting"]: setting,
+            TAG_COLUMNS["seed"]: str(flat_params["train.seed"]),
+            TAG_COLUMNS["dataset"]: flat_params["data.name"],
+            "metrics.mIoU": metrics.get("mIoU"),
+            "metrics.PixAcc": metrics.get("PixAcc"),
+        }
+        for run, setting in matching_runs(experiment, flat_params)
+    ]
+    return pd.DataFrame(rows) if rows else empty_runs()
