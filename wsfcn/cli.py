@@ -39,7 +39,9 @@ def params_from_args(args: argparse.Namespace) -> Params:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsfcn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="wsfcn", description="WS-FCN: weakly-supervised semantic segmentation from image-level tags."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
