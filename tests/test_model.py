@@ -76,3 +76,21 @@ def test_mask_loss_gradient_reaches_only_logits_path():
     assert not out.pseudo_gt.requires_grad and not out.refined.requires_grad
     out.loss_mask.backward()
     assert model.decoder[-1].weight.grad is not None
+
+
+def test_context_dilations_param_reaches_aspp_and_fca():
+    """``model.context_dilations`` overrides the paper's 12/24/36 (small feature maps need smaller ones)."""
+    paper = build_model(ModelParams(backbone="mini", context="fca", head_channels=16), 5)
+    assert paper.context.fca4.conv1_1.dilation == (36, 36)
+    fca = build_model(
+        ModelParams(backbone="mini", context="fca", head_channels=16, context_dilations=(2, 3, 4)), 5
+    )
+    assert [getattr(fca.context, f"fca{i}").conv1_1.dilation[0] for i in range(1, 5)] == [1, 2, 3, 4]
+    aspp = build_model(
+        ModelParams(
+            backbone="mini", context="aspp", fusion="baseline", head_channels=16, context_dilations=(2, 3, 4)
+        ),
+        5,
+    )
+    dilations = sorted(m.dilation[0] for m in aspp.context.modules() if isinstance(m, torch.nn.Conv2d))
+    assert dilations[-3:] == [2, 3, 4]

@@ -119,6 +119,8 @@ class ModelParams:
     fca: FCAParams = FCAParams()
     sf2: SF2Params = SF2Params()
     head_channels: int = 256
+    # dilations of the ASPP / FCA (k = 3/5/7) branches; empty: the paper's 12/24/36 at output stride 8
+    context_dilations: tuple[int, ...] = ()
     sg_psi: float = 0.3
     bg_logit: float = 1.0
     pretrained: str = ""  # backbone weights (.pth), empty: random init

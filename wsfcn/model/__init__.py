@@ -30,15 +30,17 @@ def self_training(model: ModelParams, loss: LossParams) -> SelfTraining:
 
 def context_options(model: ModelParams, output_stride: int) -> dict:
     """Keyword options of the chosen context module."""
+    dilations = tuple(model.context_dilations) or None
     if model.context == "fca":
         return {
             "mclm": model.fca.mclm,
             "srm": model.fca.srm,
             "form": model.fca.form,
             "output_stride": output_stride,
+            "dilations": dilations,
         }
     if model.context == "aspp":
-        return {"output_stride": output_stride}
+        return {"output_stride": output_stride, "dilations": dilations}
     return {}
 
 

@@ -28,15 +28,26 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
     ``a_ijk = −|I_ik − I_jk| / (1e-8 + 0.1·σ_ik)`` averaged over colour channels k, where σ is the
     unbiased std of the 3×3 windows (centre included) at all dilations (9·len(dilations) values).
     """
-    _, _, height, width = image.shape
+    batch, channels, height, width = image.shape
     pad = max(dilations)
     padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
-    neighbours = [_shift(padded, pad, dy, dx, height, width) for dy, dx in neighbour_offsets(dilations)]
-    window = torch.stack(neighbours + [image] * len(dilations), dim=2)  # (B, 3, 9·|D|, H, W)
-    sigma = window.std(dim=2, keepdim=True)
-    diffs = (image.unsqueeze(2) - torch.stack(neighbours, dim=2)).abs()  # (B, 3, P, H, W)
-    affinity = -(diffs / (1e-8 + 0.1 * sigma)).mean(dim=1)
-    return F.softmax(affinity, dim=1)
+    offsets = neighbour_offsets(dilations)
+    # Accumulated per neighbour rather than stacked: the (B, 3, 9·|D|, H, W) window never exists.
+    repeats, count = len(dilations), len(offsets) + len(dilations)
+    total = image * repeats
+    for dy, dx in offsets:
+        total = total + _shift(padded, pad, dy, dx, height, width)
+    mean = total / count
+    squares = (image - mean).square_().mul_(repeats)
+    for dy, dx in offsets:
+        squares.add_((_shift(padded, pad, dy, dx, height, width) - mean).square_())
+    # 1 / (channels · (1e-8 + 0.1·σ)): the channel mean folded into the scale
+    inverse = (squares / (count - 1)).sqrt_().mul_(0.1).add_(1e-8).mul_(channels).reciprocal_()
+    affinity = torch.empty(batch, len(offsets), height, width, dtype=image.dtype, device=image.device)
+    for p, (dy, dx) in enumerate(offsets):
+        diff = (image - _shift(padded, pad, dy, dx, height, width)).abs_().mul_(inverse)
+        torch.sum(diff, dim=1, out=affinity[:, p])
+    return F.softmax(affinity.neg_(), dim=1)
 
 
 def pamr(
