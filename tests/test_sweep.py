@@ -50,7 +50,7 @@ def test_expand_runs_by_seeds_with_per_trial_folders(tmp_path):
     assert Path(p.train.out_dir) == folder / "train"
     assert Path(p.infer.checkpoint) == folder / "train" / "best.pt"
     assert Path(p.infer.out_dir) == folder / "infer" and Path(p.eval.out_dir) == folder / "eval"
-    assert Path(p.data.root) == tmp_path / "data"  # the default "data", made absolute
+    assert Path(p.data.root) == tmp_path / "outputs" / "smoke" / "data"  # the file's data.root, made absolute
     assert p.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert (p.model.context, p.model.fusion) == ("aspp", "baseline")  # the run's overrides
     assert p.data.synthetic.num_train == 64  # the file's common block
