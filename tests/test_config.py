@@ -96,3 +96,10 @@ def test_experiment_merge_order(tmp_path):
         experiment.overrides("c")
     with pytest.raises(ConfigError, match="no setting 'gpu'"):
         experiment.overrides("a", "gpu")
+
+
+@pytest.mark.parametrize("value", ["[3,6]", "[0,6,9]"])
+def test_bad_context_dilations_named(value):
+    with pytest.raises(ConfigError, match=r"model\.context_dilations"):
+        load_params(None, [f"model.context_dilations={value}"])
+    assert load_params(None, ["model.context_dilations=[3,6,9]"]).model.context_dilations == (3, 6, 9)

@@ -125,6 +125,14 @@ class ModelParams:
     bg_logit: float = 1.0
     pretrained: str = ""  # backbone weights (.pth), empty: random init
 
+    def __post_init__(self) -> None:
+        dilations = self.context_dilations
+        if dilations and (len(dilations) != 3 or min(dilations) < 1):
+            raise ConfigError(
+                f"model.context_dilations={list(dilations)}: give three positive dilations "
+                "(the k = 3/5/7 FCA or 3x3 ASPP branches), or [] for the paper's 12/24/36"
+            )
+
 
 # --------------------------------------------------------------------------------------------
 # loss

@@ -30,7 +30,7 @@ def self_training(model: ModelParams, loss: LossParams) -> SelfTraining:
 
 def context_options(model: ModelParams, output_stride: int) -> dict:
     """Keyword options of the chosen context module."""
-    dilations = tuple(model.context_dilations) or None
+    dilations = model.context_dilations or None
     if model.context == "fca":
         return {
             "mclm": model.fca.mclm,

@@ -36,7 +36,7 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
     repeats, count = len(dilations), len(offsets) + len(dilations)
     total = image * repeats
     for dy, dx in offsets:
-        total = total + _shift(padded, pad, dy, dx, height, width)
+        total.add_(_shift(padded, pad, dy, dx, height, width))
     mean = total / count
     squares = (image - mean).square_().mul_(repeats)
     for dy, dx in offsets:
