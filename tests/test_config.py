@@ -103,3 +103,25 @@ def test_bad_context_dilations_named(value):
     with pytest.raises(ConfigError, match=r"model\.context_dilations"):
         load_params(None, [f"model.context_dilations={value}"])
     assert load_params(None, ["model.context_dilations=[3,6,9]"]).model.context_dilations == (3, 6, 9)
+
+
+def test_setting_runs_apply_to_one_run_at_one_setting(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        "caption: x\nsettings: {paper: {train.head_lr_mult: 20.0}, embedded: {}}\n"
+        "runs: {baseline: {model.fusion: baseline}, full: {}}\n"
+        "setting_runs: {paper: {baseline: {train.head_lr_mult: 10.0}},\n"
+        "               embedded: {baseline: {train.head_lr_mult: 0.5}}}\n"
+    )
+    experiment = load_experiment(path)
+    assert experiment.params("baseline", "paper", base=None).train.head_lr_mult == 10.0
+    assert experiment.params("full", "paper", base=None).train.head_lr_mult == 20.0
+    assert experiment.params("baseline", "embedded", base=None).train.head_lr_mult == 0.5
+    assert "train.head_lr_mult" not in experiment.overrides("full", "embedded")
+    assert "train.head_lr_mult" not in experiment.overrides("baseline")  # no setting: no setting_runs
+    path.write_text("caption: x\nsettings: {paper: {}}\nruns: {a: {}}\nsetting_runs: {paper: {b: {}}}\n")
+    with pytest.raises(ConfigError, match="setting_runs.paper names run 'b'"):
+        load_experiment(path)
+    path.write_text("caption: x\nsettings: {paper: {}}\nruns: {a: {}}\nsetting_runs: {gpu: {a: {}}}\n")
+    with pytest.raises(ConfigError, match="setting_runs names setting 'gpu'"):
+        load_experiment(path)

@@ -394,7 +394,9 @@ class Experiment:
 
     ``settings`` maps a setting name to overrides: ``paper`` (the paper's data, backbone and schedule)
     and ``embedded`` (the synthetic benchmark on a CPU). The overrides of a run are
-    ``common`` + ``settings[setting]`` + ``runs[run]`` (later wins).
+    ``common`` + ``settings[setting]`` + ``runs[run]`` + ``setting_runs[setting][run]`` (later wins);
+    ``setting_runs`` holds what one run needs only at one setting (the baseline's head learning rate,
+    which METHOD §6.1 sets to half WS-FCN's and so depends on the setting's own multiplier).
     """
 
     name: str
@@ -404,6 +406,7 @@ class Experiment:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     paper: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str = ""
+    setting_runs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def overrides(self, run: str, setting: str | None = None) -> dict[str, Any]:
         """Dotted overrides of ``run`` at ``setting`` (None: no setting block)."""
@@ -414,6 +417,8 @@ class Experiment:
         merged = dict(self.common)
         merged.update(self.settings.get(setting, {}) if setting else {})
         merged.update(self.runs[run] or {})
+        if setting:
+            merged.update(self.setting_runs.get(setting, {}).get(run) or {})
         return merged
 
     def params(
@@ -430,25 +435,40 @@ class Experiment:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read an ``experiments/*.yaml`` file (keys: name, caption, common, settings, runs, paper)."""
+    """Read an ``experiments/*.yaml`` file.
+
+    Keys: name, caption, common, settings, runs, setting_runs, paper.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {path} does not exist")
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
-    allowed = {"name", "caption", "common", "settings", "runs", "paper"}
+    allowed = {"name", "caption", "common", "settings", "runs", "setting_runs", "paper"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
     runs = raw.get("runs") or {}
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name -> overrides")
+    settings = {k: (v or {}) for k, v in (raw.get("settings") or {}).items()}
+    setting_runs = {k: (v or {}) for k, v in (raw.get("setting_runs") or {}).items()}
+    for setting, per_run in setting_runs.items():
+        if setting not in settings:
+            known = list(settings)
+            raise ConfigError(f"{path}: setting_runs names setting {setting!r}; settings are {known}")
+        unknown_runs = [r for r in per_run if r not in runs]
+        if unknown_runs:
+            raise ConfigError(
+                f"{path}: setting_runs.{setting} names run {unknown_runs[0]!r}; runs are {list(runs)}"
+            )
     return Experiment(
         name=raw.get("name", path.stem),
         caption=raw.get("caption", ""),
         common=raw.get("common") or {},
-        settings={k: (v or {}) for k, v in (raw.get("settings") or {}).items()},
+        settings=settings,
         runs={k: (v or {}) for k, v in runs.items()},
         paper=raw.get("paper") or {},
         path=str(path),
+        setting_runs=setting_runs,
     )
