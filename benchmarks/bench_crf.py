@@ -3,7 +3,7 @@
     python benchmarks/bench_crf.py --images 8 --processes 1 2
 
 Writes VOC-size (500x375) test images (smooth colour regions + texture noise) and blurry 21-class
-probabilities like the infer stage's, then runs ``wsfcn.crf.run_crf_jobs`` as the crf stage does.
+probabilities like the infer stage's, then runs ``wsfcn.infer.crf.run_crf_jobs`` as the crf stage does.
 Reports wall time including the pool start, images/s and the speed-up over one process.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from wsfcn.crf import CRFJob, CRFSettings, run_crf_jobs, save_probs
+from wsfcn.infer.crf import CRFJob, CRFOptions, run_crf_jobs, save_probs
 
 
 def make_case(folder: Path, index: int, height: int, width: int, classes: int) -> CRFJob:
@@ -54,7 +54,7 @@ def main() -> None:
         base = None
         for n in args.processes:
             start, done = time.perf_counter(), []
-            for _, error in run_crf_jobs(jobs, CRFSettings(iterations=args.iterations), processes=n):
+            for _, error in run_crf_jobs(jobs, CRFOptions(iterations=args.iterations), processes=n):
                 assert error is None, error
                 done.append(time.perf_counter() - start)
             seconds = done[-1]

@@ -3,7 +3,7 @@
     python benchmarks/bench_eval.py [--images 1449] [--workers 0]
 
 Writes random-blob GT (with a 255 border band) and prediction palette PNGs to a temporary folder,
-then times ``wsfcn.evaluation.evaluate_folder`` (thread-pool PNG decoding + bincount).
+then times ``wsfcn.evaluate.folder.evaluate_folder`` (thread-pool PNG decoding + bincount).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wsfcn.data.io import write_mask
-from wsfcn.evaluation import evaluate_folder
+from wsfcn.evaluate.folder import evaluate_folder
 
 
 def write_pair(folder: Path, index: int, height: int, width: int) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from wsfcn.config import ModelParams
-from wsfcn.inference import predict_image
+from wsfcn.infer.multiscale import predict_image
+from wsfcn.infer.options import InferOptions
 from wsfcn.model import build_model
 
 
@@ -45,14 +46,16 @@ def main() -> None:
     image = rng.integers(0, 256, size=(args.height, args.width, 3), dtype=np.uint8)
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
-    options = dict(scales=args.scales, flip=args.flip, pad_size=args.pad_size, batch_size=args.batch_size)
+    options = InferOptions(
+        scales=tuple(args.scales), flip=args.flip, pad_size=args.pad_size, batch_size=args.batch_size
+    )
     for _ in range(args.warmup):
-        predict_image(model, image, **options)
+        predict_image(model, image, options)
     calls.clear()
     times = []
     for _ in range(args.images):
         start = time.perf_counter()
-        predict_image(model, image, **options)
+        predict_image(model, image, options)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)

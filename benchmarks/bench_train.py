@@ -1,6 +1,6 @@
 """Benchmark (issue: training): images/s of the full WS-FCN training loop, in-process, per thread count.
 
-Runs :func:`wsfcn.training.train_one_epoch` (forward, PAMR, pseudo-GT, both losses, SGD step) on the
+Runs :func:`wsfcn.train.loop.train_one_epoch` (forward, PAMR, pseudo-GT, both losses, SGD step) on the
 embedded default (``params.yaml``: mini backbone, synthetic data), once with the real data loader
 (augmentation included) and once on batches loaded beforehand (the step alone), with and without
 the mask loss (PRETRAIN). A small synthetic set is generated in a temporary folder.
@@ -45,9 +45,9 @@ def measure(params, threads: int, steps: int, warmup: int, use_mask: bool, prelo
     """images/s over ``steps`` steps after ``warmup`` steps, with ``threads`` torch threads."""
     import wsfcn.data
     import wsfcn.model
-    from wsfcn.optim import build_optimizer
-    from wsfcn.train_runtime import Runtime, seed_epoch
-    from wsfcn.training import train_one_epoch
+    from wsfcn.train.loop import train_one_epoch
+    from wsfcn.train.optim import build_optimizer
+    from wsfcn.train.runtime import Runtime, seed_epoch
 
     torch.set_num_threads(threads)
     tp = params.train

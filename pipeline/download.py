@@ -9,26 +9,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn.config import ConfigError, load_params
-from wsfcn.data.download import DownloadError
-from wsfcn.data.prepare import download_dataset
+from wsfcn import stages
+from wsfcn.arguments import add_params_arguments, params_from_args
+from wsfcn.entry import run_entry
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_params_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params, args.overrides)
-        folders = download_dataset(params.data, progress=False if args.quiet else None)
-    except (ConfigError, DownloadError, OSError, ValueError) as err:
-        print(f"download: {err}", file=sys.stderr)
-        return 1
-    for name, folder in folders.items():
-        print(f"download: {name} ready in {folder}")
-    return 0
+
+    def body() -> int:
+        result = stages.download(params_from_args(args), quiet=args.quiet)
+        for name, folder in result.folders.items():
+            print(f"download: {name} ready in {folder}")
+        return 0
+
+    return run_entry("download", body, also=(OSError, ValueError))
 
 
 if __name__ == "__main__":

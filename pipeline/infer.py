@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from wsfcn.cli import add_params_arguments, params_from_args
-from wsfcn.config import ConfigError
-
-OPTIONS = ("scales", "flip", "pad_size", "fp_cut", "bg_mode", "bg_constant", "bg_pow")
+from wsfcn import stages
+from wsfcn.arguments import add_params_arguments, params_from_args
+from wsfcn.entry import run_entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,45 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    import torch
-
-    from wsfcn.checkpoints import CheckpointError, load_model
-    from wsfcn.data import build_dataset
-    from wsfcn.predict import predict_split, read_split_ids
-
-    try:
+    def body() -> int:
         params = params_from_args(args)
-        cfg = params.infer
-        if cfg.use_gt_labels and cfg.split == "test":
-            raise ConfigError(
-                "infer.use_gt_labels (§) needs image labels, which the test split does not have"
+        result = stages.infer(params, device=args.device, batch_size=args.batch_size, quiet=args.quiet)
+        s = result.summary
+        tag = " [§ GT image labels]" if params.infer.use_gt_labels else ""
+        done = s["num_images"] - s["num_skipped"]
+        print(f"infer{tag}: {done}/{s['num_images']} images ({s['images_per_s']} img/s)")
+        if result.skipped:
+            print(
+                f"infer: {len(result.skipped)} skipped, listed in {result.out_dir}/summary.json",
+                file=sys.stderr,
             )
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-        model, _ = load_model(cfg.checkpoint, device=device)
-        dataset = build_dataset(params.data, cfg.split, train=False)
-        ids = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
-    except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
-        print(f"infer: {err}", file=sys.stderr)
-        return 1
-    ids = ids[: cfg.max_images] if cfg.max_images > 0 else ids
-    options = {k: getattr(cfg, k) for k in OPTIONS} | {"device": device, "batch_size": args.batch_size}
-    info = {"split": cfg.split, "dataset": params.data.name, "checkpoint": str(cfg.checkpoint)}
-    summary = predict_split(
-        model, dataset, ids, cfg.out_dir, options=options, use_gt_labels=cfg.use_gt_labels,
-        save_probabilities=cfg.save_probs or params.eval.crf, test_layout=cfg.split == "test", info=info,
-        progress=not args.quiet,
-    )  # fmt: skip
-    done, tag = (
-        summary["num_images"] - summary["num_skipped"],
-        " [§ GT image labels]" if cfg.use_gt_labels else "",
-    )
-    print(f"infer{tag}: {done}/{summary['num_images']} images ({summary['images_per_s']} img/s)")
-    if summary["num_skipped"]:
-        print(
-            f"infer: {summary['num_skipped']} skipped, listed in {cfg.out_dir}/summary.json", file=sys.stderr
-        )
-        return 1
-    return 0
+            return 1
+        return 0
+
+    return run_entry("infer", body, also=(KeyError, ValueError))
 
 
 if __name__ == "__main__":

@@ -7,36 +7,33 @@ file index and summary.json under ``<data.root>/<data.name>/``, then the data ch
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from wsfcn.config import ConfigError, load_params
-from wsfcn.data.download import DownloadError
-from wsfcn.data.io import DataFileError
-from wsfcn.data.prepare import DataError, prepare_dataset
+from wsfcn import stages
+from wsfcn.arguments import add_params_arguments, params_from_args
+from wsfcn.entry import run_entry
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_params_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=0, help="decoding processes (0: one per core, up to 8)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params, args.overrides)
-        out = prepare_dataset(
-            params.data, progress=not args.quiet and sys.stderr.isatty(), workers=args.workers
+
+    def body() -> int:
+        params = params_from_args(args)
+        result = stages.prepare(params, workers=args.workers, progress=not args.quiet and sys.stderr.isatty())
+        summary = result.summary
+        counts = ", ".join(f"{split} {info['images']}" for split, info in summary["splits"].items())
+        print(
+            f"prepare: {summary['dataset']} ({summary['num_classes']} classes) in {result.folder}: {counts}"
         )
-    except (ConfigError, DownloadError, DataError, DataFileError, FileNotFoundError) as err:
-        print(f"prepare: {err}", file=sys.stderr)
-        return 1
-    summary = json.loads((out / "summary.json").read_text())
-    counts = ", ".join(f"{split} {info['images']}" for split, info in summary["splits"].items())
-    print(f"prepare: {summary['dataset']} ({summary['num_classes']} classes) in {out}: {counts}")
-    return 0
+        return 0
+
+    return run_entry("prepare", body)
 
 
 if __name__ == "__main__":

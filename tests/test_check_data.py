@@ -14,8 +14,9 @@ from PIL import Image
 from wsfcn.cli import main as cli_main
 from wsfcn.data.check import check_dataset
 from wsfcn.data.classes import voc_palette
+from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, map_files, read_mask, read_rgb
-from wsfcn.data.prepare import DatasetIndex, write_prepared
+from wsfcn.data.prepare import write_prepared
 
 IDS = [f"2007_{n:06d}" for n in range(1, 9)]
 

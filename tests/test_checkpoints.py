@@ -9,10 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from wsfcn.checkpoints import (
+from wsfcn.config import load_params, to_dict
+from wsfcn.model import build_model
+from wsfcn.params_io import fingerprint
+from wsfcn.train.checkpoints import (
     CheckpointError,
     capture_rng_state,
-    fingerprint,
     link_or_copy,
     load_checkpoint,
     load_model,
@@ -20,8 +22,6 @@ from wsfcn.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
-from wsfcn.config import load_params, to_dict
-from wsfcn.model import build_model
 
 PARAMS = load_params(None, {"model.head_channels": 32, "data.name": "synthetic"})
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsfcn.config import ConfigError, Params, flatten, load_experiment, load_params, parse_overrides
+from wsfcn.config import ConfigError, Params, flatten, load_params, parse_overrides
+from wsfcn.experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))

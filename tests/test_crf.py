@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsfcn.crf import (
+from wsfcn.infer.crf import (
     CRFJob,
-    CRFSettings,
+    CRFOptions,
     crf_mask,
     crf_probs_from_fg,
     dense_crf,
@@ -102,10 +102,10 @@ def test_pool_runs_jobs_and_reports_bad_ones(tmp_path, processes):
     jobs.append(
         CRFJob("broken", str(tmp_path / "0.png"), str(tmp_path / "missing.npz"), str(tmp_path / "ob.png"))
     )
-    results = dict(run_crf_jobs(jobs, CRFSettings(iterations=5), processes=processes))
+    results = dict(run_crf_jobs(jobs, CRFOptions(iterations=5), processes=processes))
     assert set(results) == {"im0", "im1", "im2", "broken"}
     assert results["im0"] is None and "missing.npz" in results["broken"]
     img, true, blur = scene(seed=2)
-    expected = crf_mask(img, np.stack([blur, np.zeros_like(blur)]), CRFSettings(iterations=5))
+    expected = crf_mask(img, np.stack([blur, np.zeros_like(blur)]), CRFOptions(iterations=5))
     np.testing.assert_array_equal(read_mask(tmp_path / "o2.png"), expected)
     assert not (tmp_path / "ob.png").exists()

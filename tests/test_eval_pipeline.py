@@ -14,7 +14,7 @@ from PIL import Image
 
 from wsfcn.config import ModelParams, Params
 from wsfcn.data.io import read_mask, write_mask
-from wsfcn.metrics import ConfusionMatrix
+from wsfcn.evaluate.metrics import ConfusionMatrix
 
 REPO = Path(__file__).resolve().parents[1]
 VAL = ["v1", "v2", "v3"]
@@ -29,8 +29,8 @@ def stage(name: str):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from wsfcn.checkpoints import save_checkpoint
     from wsfcn.model import build_model
+    from wsfcn.train.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from wsfcn.inference import make_views, normalise, predict_image, probs_to_mask
+from wsfcn.infer.multiscale import make_views, normalise, predict_image, probs_to_mask
+from wsfcn.infer.options import InferOptions
 
 
 class Pointwise(nn.Module):
@@ -56,7 +57,7 @@ ALL = dict(fp_cut=-1.0)  # sigmoid > -1 always: keep every class
 
 def test_single_scale_equals_one_forward_pass():
     model, img = Pointwise().eval(), image()
-    probs, kept = predict_image(model, img, scales=[1.0], flip=False, **ALL)
+    probs, kept = predict_image(model, img, InferOptions(scales=[1.0], flip=False, **ALL))
     expected = masks_of(model, img).numpy()
     assert probs.shape == (4, 12, 17) and probs.dtype == np.float32 and kept == [1, 2, 3]
     np.testing.assert_allclose(probs[1:], expected[1:], atol=1e-6)
@@ -66,33 +67,33 @@ def test_single_scale_equals_one_forward_pass():
 
 def test_flip_equivariant_model_same_with_and_without_flip():
     model, img = Pointwise().eval(), image()
-    a, _ = predict_image(model, img, scales=[1.0], flip=False, **ALL)
-    b, _ = predict_image(model, img, scales=[1.0], flip=True, **ALL)
+    a, _ = predict_image(model, img, InferOptions(scales=[1.0], flip=False, **ALL))
+    b, _ = predict_image(model, img, InferOptions(scales=[1.0], flip=True, **ALL))
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert model.calls[-1] == (2, 3, 12, 17)  # plain + mirrored in one pass
 
 
 def test_flip_averages_plain_and_unflipped_mirror():
     model, img = Pointwise(ramp=3.0).eval(), image()
-    probs, _ = predict_image(model, img, scales=[1.0], flip=True, **ALL)
+    probs, _ = predict_image(model, img, InferOptions(scales=[1.0], flip=True, **ALL))
     plain = masks_of(model, img)
     mirrored = masks_of(model, np.ascontiguousarray(img[:, ::-1])).flip(-1)
     np.testing.assert_allclose(probs[1:], ((plain + mirrored) / 2)[1:].numpy(), atol=1e-6)
-    no_flip, _ = predict_image(model, img, scales=[1.0], flip=False, **ALL)
+    no_flip, _ = predict_image(model, img, InferOptions(scales=[1.0], flip=False, **ALL))
     assert np.abs(no_flip - probs).max() > 1e-3  # the ramp model is not flip-equivariant
 
 
 def test_multi_scale_without_flip_has_no_spurious_unflip():
     # The authors un-flip every odd index even without flip: [1, 1] would differ from [1].
     model, img = Pointwise(ramp=3.0).eval(), image()
-    one, _ = predict_image(model, img, scales=[1.0], flip=False, **ALL)
-    two, _ = predict_image(model, img, scales=[1.0, 1.0], flip=False, **ALL)
+    one, _ = predict_image(model, img, InferOptions(scales=[1.0], flip=False, **ALL))
+    two, _ = predict_image(model, img, InferOptions(scales=[1.0, 1.0], flip=False, **ALL))
     np.testing.assert_allclose(one, two, atol=1e-6)
 
 
 def test_scale_resizes_bicubic_and_maps_back_bilinear():
     model, img = Pointwise().eval(), image(12, 17)
-    probs, _ = predict_image(model, img, scales=[0.5], flip=False, **ALL)
+    probs, _ = predict_image(model, img, InferOptions(scales=[0.5], flip=False, **ALL))
     small = np.array(Image.fromarray(img).resize((round(17 * 0.5), round(12 * 0.5)), Image.BICUBIC))
     assert model.calls == [(1, 3, 6, 8)]  # round(8.5) = 8, as Python's round in the authors' code
     back = F.interpolate(masks_of(model, small)[None], size=(12, 17), mode="bilinear", align_corners=False)[0]
@@ -103,17 +104,19 @@ def test_scale_resizes_bicubic_and_maps_back_bilinear():
 def test_multi_scale_mean_and_grouping():
     model, img = Pointwise().eval(), image()
     scales = [1.0, 0.5, 1.5]
-    merged, _ = predict_image(model, img, scales=scales, flip=True, **ALL)
-    singles = [predict_image(model, img, scales=[s], flip=True, **ALL)[0] for s in scales]
+    merged, _ = predict_image(model, img, InferOptions(scales=scales, flip=True, **ALL))
+    singles = [predict_image(model, img, InferOptions(scales=[s], flip=True, **ALL))[0] for s in scales]
     np.testing.assert_allclose(merged[1:], np.mean(singles, 0)[1:], atol=1e-6)
     model.calls.clear()
-    predict_image(model, img, scales=scales, flip=True, batch_size=1, **ALL)
+    predict_image(model, img, InferOptions(scales=scales, flip=True, batch_size=1, **ALL))
     assert len(model.calls) == 6 and all(c[0] == 1 for c in model.calls)
 
 
 def test_padding_is_centred_zero_and_cropped_back():
     model, img = Pointwise().eval(), image(10, 15)
-    padded, _ = predict_image(model, img, scales=[1.0], flip=True, pad_size=32, gt_labels=[1, 2, 3])
+    padded, _ = predict_image(
+        model, img, InferOptions(scales=[1.0], flip=True, pad_size=32), gt_labels=[1, 2, 3]
+    )
     x = model.inputs[-1]
     assert x.shape == (2, 3, 32, 32)
     top, left = (32 - 10) // 2, (32 - 15) // 2
@@ -122,7 +125,9 @@ def test_padding_is_centred_zero_and_cropped_back():
     assert torch.all(x[:, :, ~inside] == 0)
     torch.testing.assert_close(x[0, :, inside].reshape(3, 10, 15), normalise(img))
     torch.testing.assert_close(x[1, :, inside].reshape(3, 10, 15), normalise(img).flip(-1))
-    plain, _ = predict_image(model, img, scales=[1.0], flip=True, pad_size=0, gt_labels=[1, 2, 3])
+    plain, _ = predict_image(
+        model, img, InferOptions(scales=[1.0], flip=True, pad_size=0), gt_labels=[1, 2, 3]
+    )
     np.testing.assert_allclose(padded, plain, atol=1e-6)  # a pointwise model ignores the padding
 
 
@@ -130,14 +135,14 @@ def test_padding_grows_to_the_largest_scaled_side_and_batches_all():
     views = make_views(image(10, 15), [1.0, 2.0], True, pad_size=16)
     assert {tuple(x.shape) for x, _ in views} == {(3, 30, 30)}
     model = Pointwise().eval()
-    predict_image(model, image(10, 15), scales=[1.0, 0.5, 2.0], flip=True, pad_size=16, **ALL)
+    predict_image(model, image(10, 15), InferOptions(scales=[1.0, 0.5, 2.0], flip=True, pad_size=16, **ALL))
     assert model.calls == [(6, 3, 30, 30)]
 
 
 def test_fp_cut_filter_on_max_sigmoid_score():
     # sigmoid(-3) = 0.047 < 0.1 < sigmoid(0) = 0.5
     model, img = Pointwise(score_bias=(-3.0, 0.0, -3.0)).eval(), image()
-    probs, kept = predict_image(model, img, scales=[1.0], flip=False, fp_cut=0.1)
+    probs, kept = predict_image(model, img, InferOptions(scales=[1.0], flip=False, fp_cut=0.1))
     assert kept == [2]
     assert np.all(probs[[1, 3]] == 0) and np.all(probs[2] > 0)
     assert set(np.unique(probs_to_mask(probs))) <= {0, 2}
@@ -145,19 +150,23 @@ def test_fp_cut_filter_on_max_sigmoid_score():
 
 def test_gt_labels_section_setting_overrides_scores():
     model, img = Pointwise(score_bias=(-3.0, 0.0, -3.0)).eval(), image()
-    probs, kept = predict_image(model, img, scales=[1.0], flip=False, fp_cut=0.1, gt_labels=[3, 1])
+    probs, kept = predict_image(
+        model, img, InferOptions(scales=[1.0], flip=False, fp_cut=0.1), gt_labels=[3, 1]
+    )
     assert kept == [1, 3]
     assert np.all(probs[2] == 0) and np.all(probs[1] > 0) and np.all(probs[3] > 0)
     with pytest.raises(ValueError, match="gt_labels"):
-        predict_image(model, img, scales=[1.0], flip=False, gt_labels=[4])
+        predict_image(model, img, InferOptions(scales=[1.0], flip=False), gt_labels=[4])
 
 
 def test_background_power_mode():
     model, img = Pointwise().eval(), image()
-    probs, _ = predict_image(model, img, scales=[1.0], flip=False, bg_mode="power", bg_pow=3.0, **ALL)
+    probs, _ = predict_image(
+        model, img, InferOptions(scales=[1.0], flip=False, bg_mode="power", bg_pow=3.0, **ALL)
+    )
     np.testing.assert_allclose(probs[0], masks_of(model, img)[0].numpy() ** 3, rtol=1e-5)
     with pytest.raises(ValueError, match="bg_mode"):
-        predict_image(model, img, bg_mode="mean")
+        predict_image(model, img, InferOptions(bg_mode="mean"))
 
 
 def test_bad_inputs_raise_clearly():
@@ -165,9 +174,9 @@ def test_bad_inputs_raise_clearly():
     with pytest.raises(ValueError, match="uint8"):
         predict_image(model, image().astype(np.float32))
     with pytest.raises(ValueError, match="too small"):
-        predict_image(model, image(1, 1), scales=[0.4])
+        predict_image(model, image(1, 1), InferOptions(scales=[0.4]))
     with pytest.raises(ValueError, match="scales"):
-        predict_image(model, image(), scales=[])
+        predict_image(model, image(), InferOptions(scales=[]))
     with pytest.raises(ValueError, match="eval mode"):
         predict_image(Pointwise().train(), image())
 
@@ -179,7 +188,7 @@ def test_real_model_follows_the_contract():
     torch.manual_seed(0)
     model = build_model(ModelParams(backbone="mini"), 9).eval()
     img = image(40, 52)
-    probs, kept = predict_image(model, img, scales=[1.0, 0.5], flip=True, fp_cut=0.0)
+    probs, kept = predict_image(model, img, InferOptions(scales=[1.0, 0.5], flip=True, fp_cut=0.0))
     assert probs.shape == (9, 40, 52) and np.isfinite(probs).all() and kept == list(range(1, 9))
     mask = probs_to_mask(probs)
     assert mask.shape == (40, 52) and mask.dtype == np.uint8 and mask.max() < 9

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from wsfcn.metrics import ConfusionMatrix, confusion_counts, metrics_from_confusion
+from wsfcn.evaluate.metrics import ConfusionMatrix, confusion_counts, metrics_from_confusion
 
 
 def test_hand_computed_three_classes_with_void():

@@ -22,7 +22,7 @@ HEALTH_TIMEOUT_S = 60
 
 
 def make_store(path: Path) -> tuple[str, str, set[str]]:
-    """A sqlite store with two finished runs tagged as the logging contract (wsfcn/reporting.py) says."""
+    """A sqlite store with two finished runs tagged as the logging contract (wsfcn/report/tables.py) says."""
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{path / 'mlflow.db'}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from wsfcn.cli import main
-from wsfcn.commands.count_params import count_experiment
+from wsfcn.report.param_counts import count_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,11 +17,11 @@ def crash_once_loop(config: dict) -> None:
     """train_loop_per_worker, except that rank 1 exits hard at the start of epoch 2 the first time."""
     import ray.train
 
-    import wsfcn.training
+    import wsfcn.train.loop
     from wsfcn.integrations.ray_train import train_loop_per_worker
 
     marker = Path(config["crash_marker"])
-    real = wsfcn.training.train_one_epoch
+    real = wsfcn.train.loop.train_one_epoch
 
     def maybe_crash(*args, **kwargs):
         if kwargs["epoch"] == 2 and ray.train.get_context().get_world_rank() == 1 and not marker.exists():
@@ -29,7 +29,7 @@ def crash_once_loop(config: dict) -> None:
             os._exit(1)
         return real(*args, **kwargs)
 
-    wsfcn.training.train_one_epoch = maybe_crash
+    wsfcn.train.loop.train_one_epoch = maybe_crash
     train_loop_per_worker(config)
 
 
@@ -38,9 +38,11 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
     import ray.cloudpickle
     from mlflow.tracking import MlflowClient
 
-    from wsfcn.checkpoints import load_checkpoint
     from wsfcn.integrations import ray_train
     from wsfcn.integrations.mlflow_log import start_run
+    from wsfcn.params_io import absolute_paths
+    from wsfcn.train.checkpoints import load_checkpoint
+    from wsfcn.train.loop import FitResult, fit
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     data = prepare_tiny_data(tmp_path)
@@ -62,9 +64,10 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
         crash_once_loop({**config, "crash_marker": str(marker)})
 
     try:
-        result = ray_train.run_ray(
-            ray_train.absolute_paths(params), mlflow_run=(uri, run_id), quiet=True, loop=loop
+        ray_train.launch_torch_trainer(
+            absolute_paths(params), fit=fit, fresh=True, mlflow_run=(uri, run_id), quiet=True, loop=loop
         )
+        result = FitResult.from_checkpoint(tmp_path / "out" / "last.pt")
     finally:
         ray.shutdown()
     assert marker.exists()  # the worker did die

@@ -1,4 +1,4 @@
-"""Paper tables from run frames (wsfcn.reporting, wsfcn.table_writers) and pipeline/tables.py on MLflow."""
+"""Paper tables from run frames (wsfcn.report.tables and .writers) and pipeline/tables.py on MLflow."""
 
 import importlib.util
 import math
@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from wsfcn.config import load_experiment
-from wsfcn.reporting import MISSING, build_tables, experiment_table, paper_values
-from wsfcn.table_writers import format_terminal, latex_escape, markdown_table, write_table
+from wsfcn.experiments import load_experiment
+from wsfcn.report.tables import MISSING, build_tables, experiment_table, paper_values
+from wsfcn.report.writers import format_terminal, latex_escape, markdown_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE1 = load_experiment(ROOT / "experiments/table1_ablation.yaml")
@@ -234,6 +234,8 @@ def load_stage():
 
 
 def test_tables_main_with_run_frame(tmp_path, capsys, monkeypatch):
+    from wsfcn import stages
+
     stage = load_stage()
     asked = []
 
@@ -241,7 +243,7 @@ def test_tables_main_with_run_frame(tmp_path, capsys, monkeypatch):
         asked.append((uri, names))
         return pd.DataFrame([run_row("table4_voc", "val_crf", 0, 63.0, 90.0)])
 
-    monkeypatch.setattr(stage, "read_runs", fake_read_runs)
+    monkeypatch.setattr(stages, "read_runs", fake_read_runs)
     files = [str(ROOT / "experiments/table4_voc.yaml"), str(ROOT / "experiments/table3_inference.yaml")]
     argv = ["--params", str(ROOT / "params.yaml"), "--set", "tracking.uri=sqlite:///x.db"]
     assert stage.main([*argv, "--set", f"tables.out_dir={tmp_path}", "--experiments", *files]) == 0
@@ -286,8 +288,8 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
 
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
-    from wsfcn.config import flatten, load_experiment, load_params
-    from wsfcn.reporting import matching_runs, pipeline_runs
+    from wsfcn.config import flatten, load_params
+    from wsfcn.report.tables import matching_runs, pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
     table1 = load_experiment(root / "experiments/table1_ablation.yaml")

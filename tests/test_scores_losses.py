@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from wsfcn.losses import balanced_mask_ce, classification_loss
+from wsfcn.model.losses import balanced_mask_ce, classification_loss
+from wsfcn.model.pseudo_labels import clean_masks, pseudo_gt
 from wsfcn.model.scores import add_background, class_scores, focal_penalty, ngwp_scores
 from wsfcn.model.stochastic_gate import StochasticGate
-from wsfcn.pseudo_labels import clean_masks, pseudo_gt
 
 
 def test_background_logit_is_constant_one_and_first():

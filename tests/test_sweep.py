@@ -9,8 +9,9 @@ import pytest
 import torch
 import yaml
 
-from wsfcn.config import ConfigError, load_experiment, load_params
-from wsfcn.sweep import (
+from wsfcn.config import ConfigError, load_params
+from wsfcn.experiments import load_experiment
+from wsfcn.sweep.plan import (
     ChildRun,
     TrialOutcome,
     child_tags,
@@ -186,6 +187,9 @@ class FakeTracker:
     def set_tags(self, tags):
         self.record["tags"].update(tags)
 
+    def log_metrics(self, values, step=0):
+        self.record["metrics"].update(values)
+
     def log_artifact(self, path, artifact_path=None):
         self.record.setdefault("artifacts", []).append(path)
 
@@ -204,8 +208,8 @@ def fake_mlflow(monkeypatch):
 
 
 def fake_fit(calls):
-    from wsfcn.checkpoints import save_checkpoint
-    from wsfcn.training import FitResult
+    from wsfcn.train.checkpoints import save_checkpoint
+    from wsfcn.train.loop import FitResult
 
     def train(params, *, mlflow_run, report, quiet):
         calls.append(mlflow_run)
@@ -222,7 +226,7 @@ def fake_fit(calls):
 
 
 def test_run_trial_logs_metrics_and_reuses_a_finished_training(tmp_path, fake_mlflow):
-    from wsfcn.sweep_trial import run_trial
+    from wsfcn.sweep.trial import run_trial
 
     base, _ = spec_pair(tmp_path)
     calls = []
@@ -239,7 +243,7 @@ def test_run_trial_logs_metrics_and_reuses_a_finished_training(tmp_path, fake_ml
 
 
 def test_run_trial_failure_marks_the_child_failed_and_reraises(tmp_path, fake_mlflow):
-    from wsfcn.sweep_trial import run_trial
+    from wsfcn.sweep.trial import run_trial
 
     _, full = spec_pair(tmp_path)
 
@@ -256,7 +260,7 @@ def test_run_trial_failure_marks_the_child_failed_and_reraises(tmp_path, fake_ml
 
 
 def test_trial_and_worker_resources():
-    from wsfcn.integrations.ray_tune import trial_resources, worker_resources
+    from wsfcn.sweep.resources import trial_resources, worker_resources
 
     cpu2 = {"CPU": 2.0, "GPU": 0.0}
     local = load_params(None, {"train.num_workers": 0})
@@ -270,7 +274,7 @@ def test_trial_and_worker_resources():
 
 
 def test_a_trial_larger_than_the_cluster_is_a_config_error(tmp_path):
-    from wsfcn.integrations.ray_tune import check_fits
+    from wsfcn.sweep.resources import check_fits
 
     cpu2 = {"CPU": 2.0, "GPU": 0.0}
     specs = expand_trials(load_experiment(SMOKE), "embedded", 1, base=None, root=tmp_path)

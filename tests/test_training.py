@@ -16,12 +16,12 @@ from tiny_training import prepare_tiny_data, tiny_params
 from torch import nn
 
 import wsfcn.model
-from wsfcn.checkpoints import load_checkpoint
 from wsfcn.model import WSFCNTrainOutput, build_model
 from wsfcn.model.backbones.mini import MiniResNet
-from wsfcn.optim import build_optimizer, parameter_groups
-from wsfcn.train_runtime import Runtime, collate_by_size, mean_average_precision
-from wsfcn.training import NonFiniteLossError, _select, fit, step_loss, train_one_epoch
+from wsfcn.train.checkpoints import load_checkpoint
+from wsfcn.train.loop import NonFiniteLossError, fit, select_best, step_loss, train_one_epoch
+from wsfcn.train.optim import build_optimizer, parameter_groups
+from wsfcn.train.runtime import Runtime, collate_by_size, mean_average_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = Runtime(torch.device("cpu"))
@@ -83,16 +83,19 @@ def test_select_waits_for_pretrain_and_prefers_later_ties():
         params = tiny_params({}, Path("x"), train__pretrain_epochs=2)
         state = {"best_epoch": None, "best_score": None}
 
+    def pick(f, entry):
+        return select_best(f.state, entry, f.params.train)
+
     f = Fake()
-    assert not _select(f, {"epoch": 2, "val_mIoU": 0.9, "val_loss": 0.1})  # still PRETRAIN
-    assert _select(f, {"epoch": 3, "val_mIoU": 0.5, "val_loss": 0.1})
-    assert not _select(f, {"epoch": 4, "val_mIoU": 0.4, "val_loss": 0.1})
-    assert _select(f, {"epoch": 5, "val_mIoU": 0.5, "val_loss": 0.1}) and f.state["best_epoch"] == 5
-    assert not _select(f, {"epoch": 6, "loss": 1.0})  # not validated
+    assert not pick(f, {"epoch": 2, "val_mIoU": 0.9, "val_loss": 0.1})  # still PRETRAIN
+    assert pick(f, {"epoch": 3, "val_mIoU": 0.5, "val_loss": 0.1})
+    assert not pick(f, {"epoch": 4, "val_mIoU": 0.4, "val_loss": 0.1})
+    assert pick(f, {"epoch": 5, "val_mIoU": 0.5, "val_loss": 0.1}) and f.state["best_epoch"] == 5
+    assert not pick(f, {"epoch": 6, "loss": 1.0})  # not validated
     f.params = tiny_params({}, Path("x"), train__pretrain_epochs=0, train__select_by="val_loss")
     f.state = {"best_epoch": None, "best_score": None}
     entry = {"epoch": 1, "val_mIoU": 0.0, "val_loss": 0.25}
-    assert _select(f, entry) and entry["val_score"] == pytest.approx(0.75)
+    assert pick(f, entry) and entry["val_score"] == pytest.approx(0.75)
 
 
 class StubNet(nn.Module):

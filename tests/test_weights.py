@@ -1,4 +1,4 @@
-"""Weight import/conversion (wsfcn/weights.py, ``wsfcn convert-checkpoint``): nothing silently ignored.
+"""Weight import/conversion (wsfcn/model/weights.py, ``wsfcn convert-checkpoint``): nothing silently ignored.
 
 Files are built with the exact official keys and shapes (tests/data/official_state_dict_keys.txt).
 To keep them tiny, every tensor is a distinct constant expanded to its shape (torch.save stores
@@ -14,7 +14,7 @@ import torch
 
 from wsfcn.commands import convert_checkpoint
 from wsfcn.model.backbones import VGG16, MiniResNet, ResNet38, ResNet50
-from wsfcn.weights import (
+from wsfcn.model.weights import (
     WeightsError,
     convert_official_checkpoint,
     load_backbone_weights,

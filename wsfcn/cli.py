@@ -7,7 +7,8 @@ import argparse
 import importlib
 import sys
 
-from wsfcn.config import ConfigError, Params, load_params
+from wsfcn.arguments import add_params_arguments
+from wsfcn.config import ConfigError
 
 COMMANDS = {
     "count-params": "wsfcn.commands.count_params",
@@ -15,27 +16,6 @@ COMMANDS = {
     "check-data": "wsfcn.commands.check_data",
     "segment": "wsfcn.commands.segment",
 }
-
-
-def add_params_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--params PATH`` and repeatable ``--set key=value`` (dotted names, as ``dvc exp run -S``)."""
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter, e.g. --set model.context=ppm (repeatable)",
-    )
-
-
-def params_from_args(args: argparse.Namespace) -> Params:
-    """Load ``--params`` with ``--set`` overrides; a missing default params.yaml means defaults."""
-    from pathlib import Path
-
-    path = args.params if (args.params != "params.yaml" or Path(args.params).is_file()) else None
-    return load_params(path, args.overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsfcn.cli import params_from_args
+    from wsfcn.arguments import params_from_args
 
     params = params_from_args(args)
     folder = Path(args.folder) if args.folder else Path(params.data.root) / params.data.name

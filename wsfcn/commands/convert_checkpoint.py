@@ -2,7 +2,7 @@
 
 ``wsfcn convert-checkpoint --from official|imagenet_r38|torchvision|vgg16 SRC DST`` reads SRC with
 ``weights_only=True`` (a raw state dict, or a dict with a ``state_dict``/``model`` entry), renames
-and drops keys as :mod:`wsfcn.weights` documents, checks keys and shapes against the target
+and drops keys as :mod:`wsfcn.model.weights` documents, checks keys and shapes against the target
 network (built on the meta device), prints the report and writes DST atomically. ``official``
 gives a full-model state dict (``backbone.*``, ``context.*``, ``fusion.*``, ``decoder.*``) for
 ``model.load_state_dict(strict=True)``; the ImageNet sources give a backbone state dict for
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from wsfcn.weights import (
+from wsfcn.model.weights import (
     LoadReport,
     WeightsError,
     check_against,

@@ -5,36 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from wsfcn.config import load_experiment
-from wsfcn.data.classes import num_classes
-from wsfcn.model import build_model, count_parameters
+from wsfcn.report.param_counts import count_experiment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiments/*.yaml file")
     parser.add_argument("--setting", default="paper", help="setting of the file to count (default: paper)")
     parser.add_argument("--json", action="store_true", help="print {run_name: trainable_parameters} as JSON")
-
-
-def count_experiment(
-    experiment_path: str, setting: str, base: str | None, overrides: dict | None = None
-) -> dict[str, int]:
-    """``{run: trainable parameters}``; models are built on the meta device (no memory, no init cost).
-
-    Pretrained weights are not loaded: counting never reads a weight file.
-    """
-    experiment = load_experiment(experiment_path)
-    counts = {}
-    for run in experiment.runs:
-        params = experiment.params(
-            run, setting, base=base, extra={**(overrides or {}), "model.pretrained": ""}
-        )
-        with torch.device("meta"):
-            model = build_model(params.model, num_classes(params.data.name), params.loss)
-        counts[run] = count_parameters(model)
-    return counts
 
 
 def run(args: argparse.Namespace) -> int:

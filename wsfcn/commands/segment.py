@@ -98,41 +98,30 @@ def read_user_image(path: Path) -> np.ndarray:
     return rgb
 
 
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def run(args: argparse.Namespace) -> int:
-    from wsfcn.checkpoints import CheckpointError, load_model
-    from wsfcn.cli import params_from_args
-    from wsfcn.crf import CRFSettings, crf_mask
+    from wsfcn.arguments import params_from_args
     from wsfcn.data.classes import CLASS_NAMES
     from wsfcn.data.io import write_mask
-    from wsfcn.figures import overlay
-    from wsfcn.inference import predict_image, probs_to_mask
+    from wsfcn.device import resolve_device
+    from wsfcn.evaluate.figures import overlay
+    from wsfcn.infer.crf import crf_mask
+    from wsfcn.infer.multiscale import predict_image, probs_to_mask
+    from wsfcn.infer.options import CRFOptions, InferOptions
+    from wsfcn.train.checkpoints import CheckpointError, load_model
 
     params = params_from_args(args)
     infer = params.infer
     use_crf = params.eval.crf if args.crf is None else args.crf
-    device = _device(args.device)
+    device = resolve_device(args.device)
     try:
         model, model_params = load_model(args.checkpoint or infer.checkpoint, device=device)
     except CheckpointError as err:
         print(f"segment: {err}", file=sys.stderr)
         return 2
-    options = dict(
-        scales=tuple(args.scales or infer.scales),
-        flip=infer.flip if args.flip is None else args.flip,
-        pad_size=infer.pad_size if args.pad_size is None else args.pad_size,
-        fp_cut=infer.fp_cut if args.fp_cut is None else args.fp_cut,
-        bg_mode=infer.bg_mode,
-        bg_constant=infer.bg_constant,
-        bg_pow=infer.bg_pow,
-        device=device,
+    options = InferOptions.from_params(
+        infer, scales=args.scales, flip=args.flip, pad_size=args.pad_size, fp_cut=args.fp_cut, device=device
     )
-    crf = CRFSettings(**{k: getattr(params.eval.crf_params, k) for k in CRFSettings.__dataclass_fields__})
+    crf = CRFOptions.from_params(params.eval.crf_params)
     names = CLASS_NAMES.get(model_params.data.name, [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         work = _shrink(image, args.max_side)
         try:
-            probs, _kept = predict_image(model, work, **options)
+            probs, _kept = predict_image(model, work, options)
         except (ValueError, RuntimeError) as err:  # e.g. too small for a scale, out of memory
             failed.append(f"{path}: {err}")
             print(f"segment: skipped {path}: cannot segment it ({err})", file=sys.stderr)

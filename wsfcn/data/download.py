@@ -26,8 +26,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
+from wsfcn.errors import InputError
 
-class DownloadError(RuntimeError):
+
+class DownloadError(InputError, RuntimeError):
     """A source that could not be obtained; the message says what to do about it."""
 
 

@@ -21,11 +21,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from wsfcn.errors import InputError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError, ValueError):
     """A data file that cannot be used; ``path`` and ``reason`` are kept for reports."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

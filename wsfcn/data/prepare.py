@@ -21,14 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wsfcn.data.check import Problem, check_dataset, format_problems
 from wsfcn.data.classes import CLASS_NAMES, num_classes
 from wsfcn.data.download import DownloadError, ensure_source, locate_source
+from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, default_workers, labels_from_mask, map_files, read_mask
+from wsfcn.errors import InputError
 
 # source name -> the path its folder must contain
 SOURCES: dict[str, dict[str, str]] = {
@@ -42,21 +43,8 @@ SOURCES: dict[str, dict[str, str]] = {
 SYNTHETIC_STAMP = ".wsfcn-synthetic.json"
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """Prepared data that failed its checks; the message lists the problems."""
-
-
-@dataclass
-class DatasetIndex:
-    """What a dataset preparer found: files per id, split lists, and (optionally) labels."""
-
-    name: str
-    images: dict[str, Path]
-    masks: dict[str, Path | None]
-    splits: dict[str, list[str]]
-    labels: dict[str, list[int]] | None = None  # None: derived from the masks by write_prepared
-    notes: dict[str, Any] = field(default_factory=dict)  # extra summary.json entries
-    problems: list[Problem] = field(default_factory=list)  # found while converting sources
 
 
 def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Path]:

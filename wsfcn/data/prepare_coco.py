@@ -28,8 +28,8 @@ from pycocotools import mask as mask_utils
 
 from wsfcn.data.check import Problem
 from wsfcn.data.classes import COCO_CATEGORY_IDS, IGNORE_INDEX
+from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import labels_from_mask, map_files, write_mask
-from wsfcn.data.prepare import DatasetIndex
 
 CATEGORY_TO_CLASS = {cat: index + 1 for index, cat in enumerate(COCO_CATEGORY_IDS)}
 

@@ -18,8 +18,8 @@ import numpy as np
 import scipy.io
 
 from wsfcn.data.check import Problem
+from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, write_mask
-from wsfcn.data.prepare import DatasetIndex
 
 
 def read_ids(path: Path) -> list[str]:

@@ -15,14 +15,16 @@ import math
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from wsfcn.checkpoints import fingerprint
 from wsfcn.config import Params, flatten
+from wsfcn.params_io import fingerprint
 
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 100  # MLflow's limit of params per log_batch call
@@ -126,7 +128,7 @@ def start_run(
 
 
 class MLflowReporter:
-    """``report`` callable for :func:`wsfcn.training.fit`: numbers → metrics at ``step=epoch``,
+    """``report`` callable for :func:`wsfcn.train.loop.fit`: numbers → metrics at ``step=epoch``,
     ``figure`` → an artifact under ``figures/``, ``checkpoint`` → the ``checkpoint.last`` tag."""
 
     def __init__(self, uri: str, run_id: str) -> None:
@@ -148,6 +150,13 @@ class MLflowReporter:
         if report.get("checkpoint"):
             self.client.set_tag(self.run_id, "checkpoint.last", str(Path(report["checkpoint"]).resolve()))
 
+    def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Log finite numbers as metrics at ``step`` (a final result: step 0)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(float(v))]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
     def log_figure(self, path: str | Path) -> None:
         """Upload a PNG under ``figures/``."""
         self.log_artifact(path, "figures")
@@ -162,6 +171,35 @@ class MLflowReporter:
     def finish(self, status: str = "FINISHED") -> None:
         """Mark the run FINISHED / FAILED / KILLED."""
         self.client.set_terminated(self.run_id, status=status)
+
+
+@contextmanager
+def tracked_run(
+    params: Params,
+    experiment: str,
+    run_name: str,
+    *,
+    resume: bool = False,
+    root: str | Path | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[MLflowReporter]:
+    """One MLflow run around a block: RUNNING inside, then FINISHED, FAILED or KILLED (Ctrl-C).
+
+    Opens the run with :func:`start_run` (``resume``: reopen the newest same-name same-fingerprint
+    run), adds ``tags``, and yields its :class:`MLflowReporter`. An exception leaves its one-line
+    message as the ``wsfcn.error`` tag and is re-raised.
+    """
+    run_id = start_run(params, experiment, run_name, resume=resume, root=root)
+    reporter = MLflowReporter(resolve_uri(params.tracking.uri, root), run_id)
+    if tags:
+        reporter.set_tags(tags)
+    try:
+        yield reporter
+    except BaseException as err:
+        reporter.set_tags({"wsfcn.error": f"{type(err).__name__}: {err}"[:4000]})
+        reporter.finish("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    reporter.finish("FINISHED")
 
 
 def find_run_id(params: Params, experiment: str | None = None, run_name: str | None = None) -> str | None:

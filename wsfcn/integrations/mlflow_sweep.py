@@ -9,15 +9,27 @@ The parent lives in the experiment file's MLflow experiment, is tagged ``wsfcn.s
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from wsfcn.integrations.mlflow_log import _experiment_id
-from wsfcn.sweep import PARENT_TAG, SWEEP_TAG, ChildRun
 
+SWEEP_TAG = "wsfcn.sweep"
+PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "wsfcn.sweep_role"
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What resume needs from an MLflow child run."""
+
+    run_id: str
+    status: str
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def children(client: MlflowClient, experiment_id: str, parent_id: str) -> list[ChildRun]:

@@ -1,18 +1,18 @@
-"""Run :func:`wsfcn.training.fit` in-process or on Ray Train workers (STACK §1: Ray 2.60, Train V2).
+"""Ray Train launcher (STACK §1: Ray 2.60, Train V2): one ``TorchTrainer`` for training and sweeps.
 
-``train.num_workers == 0`` calls ``fit`` directly and never imports Ray (tests, CI, the embedded
-default). ``>= 1`` starts (or, with ``train.ray_address`` / ``RAY_ADDRESS``, joins) a Ray cluster
-and runs a ``TorchTrainer``: DDP over gloo on CPUs or NCCL on GPUs (used when the cluster has
-them and ``train.device`` is not ``cpu``), each worker with ``cores // local workers`` torch
-threads. Kill safety: rank 0 writes ``<out_dir>/last.pt`` and hands a copy to Ray every epoch;
-``FailureConfig`` restarts a dead worker group from the newest of the two, and re-running the
-same ``train.run_name`` resumes (Train V2 keys the run by ``RunConfig(name, storage_path)``).
-The Ray and MLflow reporting happen inside the workers; only rank 0 logs to MLflow.
+:func:`launch_torch_trainer` runs a training callable (``fit(params, *, report, resume,
+resume_from, quiet)``, :func:`wsfcn.train.loop.fit`) on ``train.num_workers`` workers: DDP over
+gloo on CPUs or NCCL on GPUs (used when the cluster has them and ``train.device`` is not ``cpu``).
+Each worker sets its torch threads from the CPUs Ray granted it on its own node. Kill safety: rank
+0 writes ``<out_dir>/last.pt`` and hands a copy to Ray every epoch; ``FailureConfig`` restarts a
+dead worker group from the newest of the two, and re-running the same ``train.run_name`` resumes
+(Train V2 keys the run by ``RunConfig(name, storage_path)``). The MLflow and Ray reporting happen
+inside the workers; only rank 0 logs to MLflow. Inside a Ray Tune trial (``inside_tune``) the
+epoch reports also reach Tune and the workers get explicit ``resources``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -20,25 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wsfcn.checkpoints import fingerprint, link_or_copy, newest_resumable, params_from_dict, params_to_dict
 from wsfcn.config import Params
-from wsfcn.training import FitResult, NonFiniteLossError, fit
+from wsfcn.integrations.ray_cluster import granted_cpus, machine_cores, start_ray
+from wsfcn.params_io import params_from_dict, params_to_dict
+from wsfcn.train.checkpoints import link_or_copy
+from wsfcn.train.loop import NonFiniteLossError
 
 Report = Callable[[dict], None]
+Fit = Callable[..., Any]
 CKPT_NAME = "checkpoint.pt"
-
-
-def absolute_paths(params: Params, root: str | Path | None = None) -> Params:
-    """``params`` with every relative path made absolute (Ray workers run in another folder)."""
-    root = Path(root or Path.cwd())
-
-    def fix(value: str) -> str:
-        return str((root / value).resolve()) if value and not os.path.isabs(value) else value
-
-    data = dataclasses.replace(params.data, root=fix(params.data.root), downloads=fix(params.data.downloads))
-    model = dataclasses.replace(params.model, pretrained=fix(params.model.pretrained))
-    train = dataclasses.replace(params.train, out_dir=fix(params.train.out_dir))
-    return dataclasses.replace(params, data=data, model=model, train=train)
 
 
 def chain(*reports: Report | None) -> Report:
@@ -50,37 +40,6 @@ def chain(*reports: Report | None) -> Report:
             r(dict(metrics))
 
     return report
-
-
-def run_training(
-    params: Params,
-    *,
-    report: Report | None = None,
-    mlflow_run: tuple[str, str] | None = None,
-    resume: bool = True,
-    quiet: bool = False,
-) -> FitResult:
-    """Train in-process (``train.num_workers == 0``) or on Ray Train workers.
-
-    ``report`` receives the epoch reports in-process; on Ray use ``mlflow_run = (uri, run_id)``
-    instead, so that rank 0 logs to that MLflow run from inside the worker.
-    """
-    if params.train.num_workers < 0:
-        raise ValueError(f"train.num_workers must be >= 0, got {params.train.num_workers}")
-    if params.train.num_workers == 0:
-        reporter = None
-        if mlflow_run is not None:
-            from wsfcn.integrations.mlflow_log import MLflowReporter
-
-            reporter = MLflowReporter(*mlflow_run)
-        return fit(params, report=chain(report, reporter), resume=resume, quiet=quiet)
-    return run_ray(absolute_paths(params), mlflow_run=mlflow_run, resume=resume, quiet=quiet)
-
-
-# ---------------------------------------------------------------------------------------------
-# Ray
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class RayReporter:
@@ -105,12 +64,12 @@ class RayReporter:
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train worker body: threads, device, reporters, resume point, then :func:`fit`."""
+    """Ray Train worker body: threads, device, reporters, resume point, then ``config["fit"]``."""
     import ray.train
     import torch
 
     ctx = ray.train.get_context()
-    torch.set_num_threads(max(1, _cores() // max(1, ctx.get_local_world_size())))
+    torch.set_num_threads(granted_cpus(default=max(1, machine_cores() // max(1, ctx.get_local_world_size()))))
     if torch.cuda.is_available():  # Ray assigned this worker a GPU
         import ray.train.torch
 
@@ -123,6 +82,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         reporters.append(MLflowReporter(*config["mlflow_run"]))
     reporters.append(RayReporter())
     quiet = config["quiet"] or ctx.get_world_rank() != 0
+    fit: Fit = config["fit"]
     checkpoint = ray.train.get_checkpoint()
     try:
         if checkpoint is None:
@@ -140,77 +100,65 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         ray.train.report({"error": str(err)})
 
 
-def _init_ray(address: str, quiet: bool) -> None:
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    level = logging.WARNING if quiet else logging.INFO
-    if address:
-        ray.init(address=address, logging_level=level)
-    else:
-        ray.init(
-            num_cpus=_cores(),
-            include_dashboard=False,
-            logging_level=level,
-            _temp_dir=f"/tmp/ray-{os.getuid()}",
-        )  # short: unix-socket path limit
-
-
-def _scaling(train_workers: int, device: str):
-    import ray
+def scaling(params: Params, cluster: dict[str, float], resources: dict[str, float] | None = None):
+    """Ray's ``ScalingConfig``: ``resources`` per worker if given, else the cluster's CPUs shared out."""
     from ray.train import ScalingConfig
 
-    resources = ray.cluster_resources()
-    cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
-    use_gpu = device != "cpu" and gpus >= train_workers
+    tp = params.train
+    workers = tp.num_workers
+    if resources is not None:
+        return ScalingConfig(num_workers=workers, use_gpu="GPU" in resources, resources_per_worker=resources)
+    device = "cpu" if tp.device == "cpu" else ("cuda" if tp.use_gpu else tp.device)
+    cpus, gpus = cluster["CPU"], cluster["GPU"]
+    use_gpu = device != "cpu" and gpus >= workers
     if device == "cuda" and not use_gpu:
-        raise RuntimeError(
-            f"train.device=cuda but the Ray cluster has {gpus:g} GPUs for {train_workers} workers"
-        )
-    per_worker = max(1.0, cpus // train_workers) if cpus >= train_workers else cpus / train_workers
-    return ScalingConfig(num_workers=train_workers, use_gpu=use_gpu, resources_per_worker={"CPU": per_worker})
+        raise RuntimeError(f"train.device=cuda but the Ray cluster has {gpus:g} GPUs for {workers} workers")
+    per_worker = max(1.0, cpus // workers) if cpus >= workers else cpus / workers
+    return ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker={"CPU": per_worker})
 
 
-def run_ray(
+def launch_torch_trainer(
     params: Params,
     *,
+    fit: Fit,
+    fresh: bool,
     mlflow_run: tuple[str, str] | None = None,
     resume: bool = True,
     quiet: bool = False,
+    resources: dict[str, float] | None = None,
+    inside_tune: bool = False,
     loop: Callable[[dict], None] = train_loop_per_worker,
-) -> FitResult:
-    """Fit on ``train.num_workers`` Ray Train workers; paths in ``params`` must be absolute.
+) -> None:
+    """Run ``fit`` on ``train.num_workers`` Ray Train workers; paths in ``params`` must be absolute.
 
-    ``loop`` is the worker body (tests wrap :func:`train_loop_per_worker` to inject a failure).
+    ``fresh``: no resumable ``last.pt`` exists, so a stale Ray snapshot of the same run name is
+    removed first. ``loop`` is the worker body (tests wrap :func:`train_loop_per_worker`). Raises
+    the workers' error, or :class:`NonFiniteLossError` when the loss stopped being finite.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     tp = params.train
-    out_dir = Path(tp.out_dir)
-    storage = out_dir / "ray"
-    if not resume or newest_resumable([out_dir / "last.pt"], fingerprint(params)) is None:
-        shutil.rmtree(storage / tp.run_name, ignore_errors=True)  # a fresh run: no stale Ray snapshot
-    _init_ray(tp.ray_address or os.environ.get("RAY_ADDRESS", ""), quiet)
+    storage = Path(tp.out_dir) / "ray"
+    if fresh:
+        shutil.rmtree(storage / tp.run_name, ignore_errors=True)
+    cluster = start_ray(tp.ray_address, quiet=quiet)
+    callbacks = []
+    if inside_tune:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    config = {"params": params_to_dict(params), "mlflow_run": mlflow_run, "resume": resume, "quiet": quiet}
     trainer = TorchTrainer(
         loop,
-        train_loop_config={
-            "params": params_to_dict(params),
-            "mlflow_run": mlflow_run,
-            "resume": resume,
-            "quiet": quiet,
-        },
-        scaling_config=_scaling(
-            tp.num_workers, "cpu" if tp.device == "cpu" else ("cuda" if tp.use_gpu else tp.device)
-        ),
+        train_loop_config={**config, "fit": fit},
+        scaling_config=scaling(params, cluster, resources),
         run_config=RunConfig(
             name=tp.run_name,
             storage_path=str(storage),
             failure_config=FailureConfig(max_failures=tp.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
     )
     result = trainer.fit()
@@ -218,4 +166,3 @@ def run_ray(
         raise result.error
     if (result.metrics or {}).get("error"):
         raise NonFiniteLossError(result.metrics["error"])
-    return FitResult.from_checkpoint(out_dir / "last.pt")

@@ -48,7 +48,7 @@ def build_model(model: ModelParams, num_classes: int, loss: LossParams | None = 
     """Build the network of ``model`` for ``num_classes`` classes (background included)."""
     backbone = build_backbone(model.backbone)
     if model.pretrained:
-        from wsfcn.weights import load_backbone_weights
+        from wsfcn.model.weights import load_backbone_weights
 
         load_backbone_weights(backbone, model.pretrained)
     backbone.freeze()

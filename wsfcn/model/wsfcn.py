@@ -12,26 +12,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsfcn.losses import balanced_mask_ce, classification_loss
+from wsfcn.config import LossParams, ModelParams
 from wsfcn.model.backbones.base import Backbone
+from wsfcn.model.losses import balanced_mask_ce, classification_loss
 from wsfcn.model.pamr import pamr
+from wsfcn.model.pseudo_labels import clean_masks, pseudo_gt
 from wsfcn.model.scores import class_scores
 from wsfcn.model.stochastic_gate import StochasticGate
-from wsfcn.pseudo_labels import clean_masks, pseudo_gt
+
+_LOSS, _MODEL = LossParams(), ModelParams()  # the one source of these defaults: wsfcn/config.py
 
 
 class SelfTraining(NamedTuple):
-    """Numbers of the scores, PAMR and pseudo-label steps (METHOD §5, §9)."""
+    """Numbers of the scores, PAMR and pseudo-label steps (METHOD §5, §9); defaults from ``LossParams``."""
 
-    bg_logit: float = 1.0
-    focal_p: float = 3.0
-    focal_lambda: float = 0.01
-    pamr_iters: int = 10
-    pamr_dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24)
-    pamr_size: int = 0
-    pseudo_bg: float = 0.7
-    pseudo_fg: float = 0.6
-    pseudo_floor: float = 0.2
+    bg_logit: float = _MODEL.bg_logit
+    focal_p: float = _LOSS.focal_p
+    focal_lambda: float = _LOSS.focal_lambda
+    pamr_iters: int = _LOSS.pamr_iters
+    pamr_dilations: tuple[int, ...] = _LOSS.pamr_dilations
+    pamr_size: int = _LOSS.pamr_size
+    pseudo_bg: float = _LOSS.pseudo_bg
+    pseudo_fg: float = _LOSS.pseudo_fg
+    pseudo_floor: float = _LOSS.pseudo_floor
 
 
 class WSFCNTrainOutput(NamedTuple):

@@ -24,9 +24,10 @@ from typing import Any, Protocol
 from torch import nn
 from tqdm import tqdm
 
-from wsfcn.crf import save_probs
 from wsfcn.data.io import read_rgb, write_mask
-from wsfcn.inference import predict_image, probs_to_mask
+from wsfcn.infer.crf import save_probs
+from wsfcn.infer.multiscale import predict_image, probs_to_mask
+from wsfcn.infer.options import InferOptions
 
 TEST_LAYOUT = Path("results/VOC2012/Segmentation/comp6_test_cls")
 GT_LABELS_NOTE = "§: ground-truth image labels filter the classes (uses annotation at test time)"
@@ -58,18 +59,17 @@ def predict_split(
     ids: Sequence[str],
     out_dir: str | Path,
     *,
-    options: dict[str, Any],
+    options: InferOptions,
     use_gt_labels: bool = False,
     save_probabilities: bool = False,
     test_layout: bool = False,
     info: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run :func:`wsfcn.inference.predict_image` on every id and write the files above.
+    """Run :func:`wsfcn.infer.multiscale.predict_image` on every id and write the files above.
 
     Args:
-        options: keyword arguments of ``predict_image`` (scales, flip, pad_size, fp_cut, bg_mode,
-            bg_constant, bg_pow, device, batch_size); ``gt_labels`` comes from ``use_gt_labels``.
+        options: how each image is predicted (``gt_labels`` comes from ``use_gt_labels``).
         info: extra provenance stored in ``summary.json`` (split, checkpoint, ...).
 
     Returns:
@@ -87,7 +87,7 @@ def predict_split(
         try:
             image = read_rgb(path)
             gt_labels = source.labels_of(image_id) if use_gt_labels else None
-            probs, kept = predict_image(model, image, gt_labels=gt_labels, **options)
+            probs, kept = predict_image(model, image, options, gt_labels=gt_labels)
         except (OSError, ValueError) as err:
             tqdm.write(f"infer: skipped {image_id} ({path}): {err}", file=sys.stderr)
             skipped.append({"id": image_id, "path": str(path), "error": str(err)})
@@ -105,7 +105,7 @@ def predict_split(
         "num_skipped": len(skipped),
         "seconds": round(seconds, 3),
         "images_per_s": round(len(ids) / seconds, 4) if seconds > 0 else None,
-        "settings": _settings(options, use_gt_labels),
+        "settings": options.settings() | {"use_gt_labels": bool(use_gt_labels)},
         "setting_note": GT_LABELS_NOTE if use_gt_labels else "",
         "crf": False,
         "skipped": skipped,
@@ -113,12 +113,3 @@ def predict_split(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _settings(options: dict[str, Any], use_gt_labels: bool) -> dict[str, Any]:
-    keys = ("scales", "flip", "pad_size", "fp_cut", "bg_mode", "bg_constant", "bg_pow")
-    settings = {k: options[k] for k in keys if k in options}
-    if "scales" in settings:
-        settings["scales"] = [float(s) for s in settings["scales"]]
-    settings["use_gt_labels"] = bool(use_gt_labels)
-    return settings

@@ -3,7 +3,7 @@
 A sweep is one ``experiments/*.yaml`` at one setting (``embedded`` by default, ``paper`` on real
 data). Each (run, seed) is a trial: train, predict ``infer.split`` from the best checkpoint
 (``infer.*``), dense CRF when ``eval.crf``, evaluate (METHOD §8.2), and log one MLflow child run
-following the contract of :mod:`wsfcn.reporting` under the sweep's parent run (tag
+following the contract of :mod:`wsfcn.report.tables` under the sweep's parent run (tag
 ``wsfcn.sweep=<experiment>/<setting>``). A trial's files live in
 ``outputs/sweeps/<experiment>/<setting>/<run>-s<seed>/{train,infer,eval}``; runs whose training
 params are equal (Tables III-V differ only in ``infer.*`` / ``eval.*``) train once, in the first
@@ -13,26 +13,27 @@ Resume: the newest parent of the experiment/setting is reopened; a (run, seed) w
 with the same trial hash is not redone, children left RUNNING by a killed driver become KILLED,
 and an unfinished training continues from its ``last.pt``.
 
-This module is the pure part (trial specs, resume selection, tags, the outcome table). The trial
-body is :mod:`wsfcn.sweep_trial`, the driver :mod:`wsfcn.sweep_run`, the Ray side
-:mod:`wsfcn.integrations.ray_tune` and the MLflow parent run :mod:`wsfcn.integrations.mlflow_sweep`.
+This module is the plan (trial specs, resume selection, tags, the outcome table). The trial body
+is :mod:`wsfcn.sweep.trial` (the stages of :mod:`wsfcn.stages` in a row), the driver
+:mod:`wsfcn.sweep.driver`, the resources :mod:`wsfcn.sweep.resources`; Ray Tune and the MLflow
+parent run are reached through :mod:`wsfcn.integrations`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsfcn.checkpoints import fingerprint, params_from_dict
-from wsfcn.config import ConfigError, DataParams, Experiment, Params, flatten, to_dict
+from wsfcn.config import ConfigError, DataParams, Params, flatten, to_dict
+from wsfcn.experiments import Experiment
+from wsfcn.integrations.mlflow_log import resolve_uri
+from wsfcn.integrations.mlflow_sweep import PARENT_TAG, SWEEP_TAG, ChildRun
+from wsfcn.params_io import digest, fingerprint, params_from_dict, without_keys
 
-SWEEP_TAG = "wsfcn.sweep"
-PARENT_TAG = "mlflow.parentRunId"
 HASH_TAG = "wsfcn.trial_hash"
 # How a trial runs, not what it computes: left out of the trial hash.
 NEUTRAL = ("train.out_dir", "train.run_name", "train.ray_address", "train.max_failures", "train.figure_every",
@@ -64,16 +65,6 @@ class TrialSpec:
 
 
 @dataclass(frozen=True)
-class ChildRun:
-    """What resume needs from an MLflow child run."""
-
-    run_id: str
-    status: str
-    tags: dict[str, str]
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class TrialOutcome:
     """How a trial ended: FINISHED, FAILED, or SKIPPED (finished by an earlier run of the sweep)."""
 
@@ -86,12 +77,7 @@ class TrialOutcome:
 
 def trial_hash(params: Params) -> str:
     """sha256 (16 hex) of every param that changes a trial's numbers (paths and tracking left out)."""
-    kept = {
-        k: v
-        for k, v in flatten(params).items()
-        if not any(k == n or (n.endswith(".") and k.startswith(n)) for n in NEUTRAL)
-    }
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(without_keys(flatten(params), NEUTRAL))
 
 
 def _training_key(params: Params) -> str:
@@ -118,8 +104,6 @@ def expand_trials(
     ``seeds`` is a count N (seeds ``train.seed`` .. ``train.seed + N - 1``) or explicit seeds.
     ``extra`` (``--set``) wins over the file. Paths are made absolute from ``root`` (default cwd).
     """
-    from wsfcn.integrations.mlflow_log import resolve_uri
-
     if setting not in experiment.settings:
         allowed = list(experiment.settings)
         raise ConfigError(f"{experiment.path}: no setting {setting!r}; settings are {allowed}")
@@ -202,7 +186,7 @@ def count_outcomes(outcomes: Iterable[TrialOutcome]) -> dict[str, int]:
 
 
 def child_tags(spec: TrialSpec, params: Params) -> dict[str, str]:
-    """The logging contract's tags (wsfcn.reporting) plus the sweep's parent / trial bookkeeping."""
+    """The logging contract's tags (wsfcn.report.tables) plus the sweep's parent / trial bookkeeping."""
     return {
         "wsfcn.experiment": spec.experiment,
         "wsfcn.run": spec.run,

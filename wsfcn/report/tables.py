@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from wsfcn.config import Experiment
+from wsfcn.experiments import Experiment
 
 TAGS = ("experiment", "run", "setting", "seed", "dataset")
 TAG_COLUMNS = {tag: f"tags.wsfcn.{tag}" for tag in TAGS}
@@ -92,7 +92,7 @@ def _select(
     missing = [c for c in (*TAG_COLUMNS.values(), "status") if c not in runs.columns]
     if missing:
         raise ValueError(
-            f"run frame lacks column {missing[0]!r} (see the logging contract in wsfcn/reporting.py)"
+            f"run frame lacks column {missing[0]!r} (see the logging contract in wsfcn/report/tables.py)"
         )
     mine = runs[(runs[TAG_COLUMNS["experiment"]] == experiment.name) & (runs["status"] == "FINISHED")]
     present = sorted(set(mine[TAG_COLUMNS["setting"]].dropna()))
@@ -145,7 +145,7 @@ def _check_percent(frame: pd.DataFrame) -> None:
             row = bad.iloc[0]
             raise ValueError(
                 f"run {row.get('run_id', '?')} ({row[TAG_COLUMNS['run']]}): {metric}={row[metric]} is not a "
-                "percentage in (1, 100]; the logging contract wants percent (wsfcn/reporting.py)"
+                "percentage in (1, 100]; the logging contract wants percent (wsfcn/report/tables.py)"
             )
 
 

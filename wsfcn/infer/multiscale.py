@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from wsfcn.infer.options import DEFAULT_INFER, InferOptions
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -121,28 +123,20 @@ def _model_device(model: nn.Module) -> torch.device:
 def predict_image(
     model: nn.Module,
     image_rgb: np.ndarray,
+    options: InferOptions = DEFAULT_INFER,
     *,
-    scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-    flip: bool = True,
-    pad_size: int = 0,
-    fp_cut: float = 0.1,
     gt_labels: Sequence[int] | None = None,
-    bg_mode: str = "constant",
-    bg_constant: float = 0.25,
-    bg_pow: float = 3.0,
-    device: str | torch.device | None = None,
-    batch_size: int = 0,
 ) -> tuple[np.ndarray, list[int]]:
     """Class probabilities of one image from all scales x flips (METHOD §7).
 
     Args:
         model: eval-mode model, ``model(images) -> (scores (B, C-1), masks (B, C, h, w))``.
         image_rgb: (H, W, 3) uint8, the original image.
+        options: scales, flip, padding, ``fp_cut``, background mode (``"constant"``: background =
+            ``bg_constant``; ``"power"``: ``mean_bg ** bg_pow``), device (None: the model's) and the
+            most inputs per forward pass (``batch_size``, 0: all inputs of one shape together).
         gt_labels: fg class ids (1..C-1) of the image: if given, they replace the ``fp_cut`` filter
             (the paper's "§" setting).
-        bg_mode: ``"constant"`` (background = ``bg_constant``) or ``"power"`` (``mean_bg ** bg_pow``).
-        device: where the inputs go (default: the model's device).
-        batch_size: most inputs per forward pass (0: all inputs of one shape together).
 
     Returns:
         probs: (C, H, W) float32; channel 0 background, fg channels zero for dropped classes.
@@ -150,13 +144,13 @@ def predict_image(
     """
     if model.training:
         raise ValueError("predict_image needs the model in eval mode (call model.eval())")
-    if bg_mode not in ("constant", "power"):
-        raise ValueError(f"bg_mode must be 'constant' or 'power', got {bg_mode!r}")
-    device = torch.device(device) if device is not None else _model_device(model)
+    if options.bg_mode not in ("constant", "power"):
+        raise ValueError(f"options.bg_mode must be 'constant' or 'power', got {options.bg_mode!r}")
+    device = torch.device(options.device) if options.device is not None else _model_device(model)
     size = tuple(image_rgb.shape[:2])
-    views = make_views(image_rgb, scales, flip, pad_size)
+    views = make_views(image_rgb, options.scales, options.flip, options.pad_size)
     total, best = None, None
-    for group in _batches(views, batch_size):
+    for group in _batches(views, options.batch_size):
         images = torch.stack([x for x, _ in group]).to(device)
         scores, masks = model(images)
         if masks.shape[0] != len(group) or tuple(masks.shape[2:]) != tuple(images.shape[2:]):
@@ -174,11 +168,11 @@ def predict_image(
         if any(c < 1 or c >= num_classes for c in kept):
             raise ValueError(f"gt_labels {kept} must be fg class ids in [1, {num_classes})")
     else:
-        kept = [int(i) + 1 for i in torch.nonzero(best > fp_cut).flatten().tolist()]
+        kept = [int(i) + 1 for i in torch.nonzero(best > options.fp_cut).flatten().tolist()]
     keep = torch.zeros(num_classes, device=probs.device)
     keep[kept] = 1.0
     probs[1:] *= keep[1:, None, None]
-    probs[0] = bg_constant if bg_mode == "constant" else probs[0].pow(bg_pow)
+    probs[0] = options.bg_constant if options.bg_mode == "constant" else probs[0].pow(options.bg_pow)
     return probs.cpu().numpy().astype(np.float32, copy=False), kept
 
 

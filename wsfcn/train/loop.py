@@ -21,20 +21,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsfcn.checkpoints import (
+from wsfcn.config import Params, TrainParams
+from wsfcn.errors import InputError
+from wsfcn.evaluate.metrics import ConfusionMatrix
+from wsfcn.params_io import fingerprint
+from wsfcn.train.checkpoints import (
     CheckpointError,
     capture_rng_state,
-    fingerprint,
     link_or_copy,
     load_checkpoint,
     newest_resumable,
     save_checkpoint,
 )
-from wsfcn.config import Params
-from wsfcn.figures_train import PanelRow, save_training_figure
-from wsfcn.metrics import ConfusionMatrix
-from wsfcn.optim import build_optimizer
-from wsfcn.train_runtime import (
+from wsfcn.train.figures import PanelRow, save_training_figure
+from wsfcn.train.optim import build_optimizer
+from wsfcn.train.runtime import (
     Runtime,
     all_mean,
     make_val_loader,
@@ -47,7 +48,7 @@ Report = Callable[[dict], None]
 FIGURE_IMAGES = 4
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(InputError, RuntimeError):
     """The training loss became NaN or infinite; the message names the epoch and step."""
 
 
@@ -350,16 +351,19 @@ def _repair_best(best: Path, source: Path, state: dict) -> None:
         link_or_copy(source, best)
 
 
-def _select(fit_: _Fit, entry: dict) -> bool:
-    """METHOD §6.1: after PRETRAIN keep the best validation score (ties → later epoch)."""
-    tp = fit_.params.train
+def select_best(state: dict, entry: dict, tp: TrainParams) -> bool:
+    """METHOD §6.1: after PRETRAIN keep the best validation score (ties → later epoch).
+
+    ``entry`` is an epoch report (gets ``val_score``); ``state`` holds ``best_epoch``/``best_score``
+    and is updated when ``entry`` is the new best.
+    """
     if "val_mIoU" not in entry or entry["epoch"] <= tp.pretrain_epochs:
         return False
     score = entry["val_mIoU"] if tp.select_by == "miou" else 1.0 - entry["val_loss"]
     entry["val_score"] = score
-    if fit_.state["best_score"] is not None and score < fit_.state["best_score"]:
+    if state["best_score"] is not None and score < state["best_score"]:
         return False
-    fit_.state.update(best_epoch=entry["epoch"], best_score=score)
+    state.update(best_epoch=entry["epoch"], best_score=score)
     return True
 
 
@@ -405,7 +409,7 @@ def _epoch(fit_: _Fit, epoch: int) -> dict:
                 mask_weight=fit_.params.loss.mask_weight,
             )
         )
-    is_best = rt.rank == 0 and _select(fit_, entry)
+    is_best = rt.rank == 0 and select_best(fit_.state, entry, fit_.params.train)
     fit_.state["history"].append(entry)
     report = dict(entry, best_epoch=fit_.state["best_epoch"] or 0)
     if rt.rank == 0:

@@ -1,4 +1,4 @@
-"""Writers for :class:`wsfcn.reporting.Table`: Markdown, LaTeX (booktabs), CSV and the terminal.
+"""Writers for :class:`wsfcn.report.tables.Table`: Markdown, LaTeX (booktabs), CSV and the terminal.
 
 Markdown and LaTeX are written here rather than with ``DataFrame.to_markdown`` / ``to_latex`` so the
 output needs no optional dependency (tabulate, jinja2) and the escaping is under our control.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wsfcn.reporting import Table
+from wsfcn.report.tables import Table
 
 _LATEX = [
     ("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),

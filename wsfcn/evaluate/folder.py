@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from wsfcn.data.io import read_mask
-from wsfcn.metrics import ConfusionMatrix, confusion_counts
+from wsfcn.errors import InputError
+from wsfcn.evaluate.metrics import ConfusionMatrix, confusion_counts
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError, ValueError):
     """A prediction or ground-truth file that cannot be scored (the message names it)."""
 
 

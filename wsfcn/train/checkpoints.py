@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -23,35 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsfcn.config import ConfigError, Params, build_dataclass, flatten, to_dict
+from wsfcn.config import Params
 from wsfcn.data.classes import num_classes as dataset_classes
+from wsfcn.errors import InputError
+from wsfcn.params_io import StoredParamsError, fingerprint, params_from_dict, params_to_dict
 
 FORMAT = "wsfcn-checkpoint"
 VERSION = 1
 
-# Keys a continued run may change (schedule length, where and on what it runs, outputs, later stages):
-# a checkpoint whose params differ from the current ones only here is resumed.
-_RESUME_NEUTRAL = (
-    "train.epochs",
-    "train.num_workers",
-    "train.ray_address",
-    "train.device",
-    "train.use_gpu",
-    "train.out_dir",
-    "train.run_name",
-    "train.figure_every",
-    "train.max_failures",
-    "data.root",
-    "data.downloads",
-    "data.loader_workers",
-    "tracking.",
-    "infer.",
-    "eval.",
-    "tables.",
-)
 
-
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint file that is missing, truncated or not a wsfcn checkpoint."""
 
 
@@ -60,31 +40,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module
     return model
-
-
-def params_to_dict(params: Params | dict[str, Any]) -> dict[str, Any]:
-    """A ``Params`` (or an already plain mapping) as nested plain dicts/lists."""
-    return to_dict(params) if dataclasses.is_dataclass(params) else json.loads(json.dumps(params))
-
-
-def params_from_dict(raw: dict[str, Any], source: str = "checkpoint") -> Params:
-    """Rebuild ``Params`` from a stored mapping; unknown or mistyped keys raise naming ``source``."""
-    try:
-        return build_dataclass(Params, raw, "")
-    except ConfigError as err:
-        raise CheckpointError(f"{source}: stored params do not fit this version of wsfcn: {err}") from err
-
-
-def fingerprint(params: Params | dict[str, Any]) -> str:
-    """sha256 (16 hex) of the params that shape training; equal fingerprints may resume each other."""
-    flat = flatten(params_from_dict(params) if isinstance(params, dict) else params)
-    kept = {
-        k: v
-        for k, v in flat.items()
-        if not any(k == n or (n.endswith(".") and k.startswith(n)) for n in _RESUME_NEUTRAL)
-    }
-    kept["model.pretrained"] = Path(kept["model.pretrained"]).name  # relative or absolute: the same file
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -223,7 +178,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     from wsfcn.model import build_model
 
     state = load_checkpoint(path, map_location="cpu")
-    params = params_from_dict(state["params"], source=str(path))
+    try:
+        params = params_from_dict(state["params"], source=str(path))
+    except StoredParamsError as err:
+        raise CheckpointError(str(err)) from err
     if not state.get("num_classes"):
         raise CheckpointError(f"{path}: no num_classes stored")
     model_params = dataclasses.replace(params.model, pretrained="")  # the state dict replaces it anyway

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from wsfcn.errors import InputError
 from wsfcn.model.backbones.base import Backbone
 
 __all__ = [
@@ -91,7 +92,7 @@ OFFICIAL_DROPPED = (
 )
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError, ValueError):
     """A weight file that cannot be used as asked: unreadable, unsafe, or keys/shapes that do not fit."""
 
 

@@ -20,18 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class CRFSettings:
-    """METHOD §7 defaults (WS-FCN); mirrors ``wsfcn.config.CRFParams``."""
-
-    iterations: int = 10
-    gauss_sxy: float = 3.0
-    gauss_compat: float = 3.0
-    bilateral_sxy: float = 30.0
-    bilateral_srgb: float = 13.0
-    bilateral_compat: float = 10.0
-    bg_pow: float = 5.0
+from wsfcn.infer.options import DEFAULT_CRF, CRFOptions
 
 
 def crf_probs_from_fg(fg: np.ndarray, bg_pow: float = 5.0) -> np.ndarray:
@@ -41,7 +30,7 @@ def crf_probs_from_fg(fg: np.ndarray, bg_pow: float = 5.0) -> np.ndarray:
     return np.concatenate([bg[None], fg]).astype(np.float32, copy=False)
 
 
-def dense_crf(image_rgb: np.ndarray, probs: np.ndarray, settings: CRFSettings = CRFSettings()) -> np.ndarray:
+def dense_crf(image_rgb: np.ndarray, probs: np.ndarray, settings: CRFOptions = DEFAULT_CRF) -> np.ndarray:
     """Mean-field dense CRF.
 
     Args:
@@ -72,7 +61,7 @@ def dense_crf(image_rgb: np.ndarray, probs: np.ndarray, settings: CRFSettings = 
     return np.asarray(q, dtype=np.float32).reshape(num_classes, height, width)
 
 
-def crf_mask(image_rgb: np.ndarray, fg: np.ndarray, settings: CRFSettings = CRFSettings()) -> np.ndarray:
+def crf_mask(image_rgb: np.ndarray, fg: np.ndarray, settings: CRFOptions = DEFAULT_CRF) -> np.ndarray:
     """The authors' CRF step: fg (C-1, H, W) merged fg probabilities -> (H, W) uint8 labels."""
     q = dense_crf(image_rgb, crf_probs_from_fg(fg, settings.bg_pow), settings)
     return q.argmax(0).astype(np.uint8)
@@ -117,14 +106,14 @@ def _run_job(job: CRFJob, settings: dict) -> tuple[str, str | None]:
         fg = load_fg(job.probs_path)
         if fg.shape[1:] != image.shape[:2]:
             raise ValueError(f"{job.probs_path}: probabilities {fg.shape[1:]} vs image {image.shape[:2]}")
-        write_mask(job.out_path, crf_mask(image, fg, CRFSettings(**settings)))
+        write_mask(job.out_path, crf_mask(image, fg, CRFOptions(**settings)))
         return job.name, None
     except (OSError, ValueError, KeyError) as err:
         return job.name, f"{type(err).__name__}: {err}"
 
 
 def run_crf_jobs(
-    jobs: list[CRFJob], settings: CRFSettings = CRFSettings(), processes: int = 0
+    jobs: list[CRFJob], settings: CRFOptions = DEFAULT_CRF, processes: int = 0
 ) -> Iterator[tuple[str, str | None]]:
     """Run jobs in ``processes`` worker processes (0: one per core; 1: in this process).
 
@@ -139,7 +128,7 @@ def run_crf_jobs(
         return
     # forkserver: one clean server process imports the readers once; workers fork from it
     context = get_context("forkserver")
-    context.set_forkserver_preload(["wsfcn.crf", "wsfcn.data.io", "pydensecrf.densecrf"])
+    context.set_forkserver_preload(["wsfcn.infer.crf", "wsfcn.data.io", "pydensecrf.densecrf"])
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [pool.submit(_run_job, job, asdict(settings)) for job in jobs]
         for future in as_completed(futures):

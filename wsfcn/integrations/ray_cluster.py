@@ -1,0 +1,66 @@
+"""Joining or starting a Ray cluster (STACK §1-2: Ray 2.60), and the CPUs Ray granted this process.
+
+``start_ray`` is the one place Ray is initialised, for Ray Train runs and Ray Tune sweeps alike: it
+joins ``address`` (or ``RAY_ADDRESS``) or starts a local cluster over this machine's cores, cheaply
+(no dashboard, a 256 MiB object store in /tmp, a short temp dir for the unix sockets,
+``RAY_AUTH_MODE=disabled``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def start_ray(address: str = "", *, quiet: bool = True) -> dict[str, float]:
+    """Join ``address`` (else ``RAY_ADDRESS``) or start a local cluster; return its CPU / GPU counts."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS", "")
+    if not ray.is_initialized():
+        level = logging.WARNING if quiet else logging.INFO
+        if address:
+            ray.init(address=address, logging_level=level, log_to_driver=not quiet)
+        else:
+            ray.init(
+                num_cpus=machine_cores(),
+                include_dashboard=False,
+                object_store_memory=256 * 2**20,
+                _plasma_directory="/tmp",
+                _temp_dir=f"/tmp/wsfcn-ray-{os.getuid()}",  # short: unix-socket paths are limited
+                logging_level=level,
+                log_to_driver=not quiet,
+            )
+    resources = ray.cluster_resources()
+    return {"CPU": float(resources.get("CPU", 1)), "GPU": float(resources.get("GPU", 0))}
+
+
+def stop_ray() -> None:
+    """Shut down this process's Ray connection (a no-op when none)."""
+    import ray
+
+    ray.shutdown()
+
+
+def granted_cpus(default: int | None = None) -> int:
+    """Whole CPUs Ray granted the calling task, actor or Train worker (at least 1).
+
+    Outside Ray (or when Ray granted none) ``default``, else this machine's cores: threads follow
+    what the scheduler gave this process on its own node, never the driver's core count.
+    """
+    try:
+        import ray
+
+        if ray.is_initialized():
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+            if cpus > 0:
+                return max(1, round(cpus))
+    except Exception:  # not inside Ray
+        pass
+    return max(1, default if default is not None else machine_cores())
