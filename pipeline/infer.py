@@ -3,6 +3,9 @@
 Writes ``<infer.out_dir>/masks/<id>.png``, ``probs/<id>.npz`` (``infer.save_probs`` or ``eval.crf``,
 for the CRF stage), the VOC server layout for the ``test`` split, and ``summary.json``. Exits 1 if
 any image was skipped (each is reported by name). ``infer.use_gt_labels`` is the paper's "§" setting.
+The network is built from the checkpoint's own params (a converted release is the paper's ResNet-38
+WS-FCN whatever params.yaml says); the data and ``infer.*`` settings come from params.yaml, whose
+dataset must have the checkpoint's classes. A converted checkpoint's provenance goes into summary.json.
 
     python pipeline/infer.py [--params params.yaml] [--set infer.scales=[1]] [--device cuda] [--quiet]
 """
@@ -41,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                 "infer.use_gt_labels (§) needs image labels, which the test split does not have"
             )
         device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-        model, _ = load_model(cfg.checkpoint, device=device)
+        model, model_params, provenance = load_model(cfg.checkpoint, device=device, with_provenance=True)
+        check_classes(cfg.checkpoint, model_params.data.name, params.data.name)
         dataset = build_dataset(params.data, cfg.split, train=False)
         ids = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
     except (ConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = ids[: cfg.max_images] if cfg.max_images > 0 else ids
     options = {k: getattr(cfg, k) for k in OPTIONS} | {"device": device, "batch_size": args.batch_size}
     info = {"split": cfg.split, "dataset": params.data.name, "checkpoint": str(cfg.checkpoint)}
+    info |= {"provenance": provenance} if provenance else {}
     summary = predict_split(
         model, dataset, ids, cfg.out_dir, options=options, use_gt_labels=cfg.use_gt_labels,
         save_probabilities=cfg.save_probs or params.eval.crf, test_layout=cfg.split == "test", info=info,
@@ -66,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def check_classes(checkpoint: str, trained_on: str, data_name: str) -> None:
+    """ConfigError unless dataset ``data_name`` has the classes of a checkpoint for ``trained_on``."""
+    from wsfcn.data.classes import num_classes
+
+    have, want = num_classes(trained_on), num_classes(data_name)
+    if have != want:
+        raise ConfigError(
+            f"{checkpoint} segments the {have} classes of {trained_on}, but data.name={data_name} has "
+            f"{want}: run with --set data.name={trained_on}"
+        )
 
 
 if __name__ == "__main__":
