@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from wsfcn import cli
-from wsfcn.checkpoints import load_checkpoint, load_model
+from wsfcn.checkpoints import load_checkpoint, load_model, params_from_dict
 from wsfcn.config import ModelParams, load_params
 from wsfcn.model import build_model
 from wsfcn.weights import load_official_checkpoint
@@ -109,8 +109,8 @@ def test_converted_release_segments_like_the_model(release, tmp_path, capsys):
     assert state["optimizer"] is None and state["num_classes"] == 21 and state["fingerprint"] == ""
     assert state["provenance"]["source"] == RELEASE and state["provenance"]["sha256"] == sha256(src)
     assert state["provenance"]["note"] == "converted from the authors' release"
-    model, params, provenance = load_model(dst, with_provenance=True)
-    assert params.model == NETWORK and params.data.name == "voc" and provenance == state["provenance"]
+    params = params_from_dict(state["params"])
+    assert params.model == NETWORK and params.data.name == "voc"
     image = np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     Image.fromarray(image).save(tmp_path / "photo.png")
     params_file = tmp_path / "params.yaml"
@@ -124,34 +124,27 @@ def test_converted_release_segments_like_the_model(release, tmp_path, capsys):
     assert "photo.png: " in capsys.readouterr().out
 
 
-def voc_folder(root: Path) -> list[str]:
+def voc_folder(root: Path) -> str:
     """A prepared ``voc`` folder (21 classes) with one val image; returns its id."""
-    folder = root / "voc"
+    folder, image_id = root / "voc", "2007_000033"
     (folder / "files").mkdir(parents=True)
     (folder / "lists").mkdir()
-    ids = ["2007_000033"]
-    rng = np.random.default_rng(0)
-    images, masks, labels = {}, {}, {}
-    for k, image_id in enumerate(ids):
-        Image.fromarray(rng.integers(0, 256, (32 + 8 * k, 40, 3), dtype=np.uint8)).save(
-            folder / "files" / f"{image_id}.jpg"
-        )
-        mask = np.zeros((32 + 8 * k, 40), np.uint8)
-        mask[8:24, 10:30] = 15
-        Image.fromarray(mask).save(folder / "files" / f"{image_id}.png")
-        images[image_id], masks[image_id] = f"files/{image_id}.jpg", f"files/{image_id}.png"
-        labels[image_id] = [15]
-    index = {"dataset": "voc", "num_classes": 21, "images": images, "masks": masks}
-    (folder / "index.json").write_text(json.dumps(index))
-    (folder / "labels.json").write_text(json.dumps(labels))
-    (folder / "lists" / "val.txt").write_text("\n".join(ids) + "\n")
-    return ids
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    Image.fromarray(image).save(folder / "files" / f"{image_id}.jpg")
+    mask = np.zeros((32, 40), np.uint8)
+    mask[8:24, 10:30] = 15
+    Image.fromarray(mask).save(folder / "files" / f"{image_id}.png")
+    files = {"images": {image_id: f"files/{image_id}.jpg"}, "masks": {image_id: f"files/{image_id}.png"}}
+    (folder / "index.json").write_text(json.dumps({"dataset": "voc", "num_classes": 21} | files))
+    (folder / "labels.json").write_text(json.dumps({image_id: [15]}))
+    (folder / "lists" / "val.txt").write_text(image_id + "\n")
+    return image_id
 
 
 def test_infer_stage_builds_the_checkpoints_network(release, tmp_path, capsys):
     """params.yaml says mini backbone, 48-ch head: the network still comes from the checkpoint."""
     src, dst = release
-    ids = voc_folder(tmp_path / "data")
+    image_id = voc_folder(tmp_path / "data")
     sets = (
         {
             "data.name": "voc",
@@ -171,8 +164,8 @@ def test_infer_stage_builds_the_checkpoints_network(release, tmp_path, capsys):
     assert stage("infer")(args + ["--device", "cpu", "--quiet"]) == 0
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
     assert summary["provenance"]["sha256"] == sha256(src)
-    image = np.array(Image.open(tmp_path / "data" / "voc" / "files" / f"{ids[0]}.jpg").convert("RGB"))
-    mask = np.array(Image.open(tmp_path / "infer" / "masks" / f"{ids[0]}.png"))
+    image = np.array(Image.open(tmp_path / "data" / "voc" / "files" / f"{image_id}.jpg").convert("RGB"))
+    mask = np.array(Image.open(tmp_path / "infer" / "masks" / f"{image_id}.png"))
     np.testing.assert_array_equal(mask, direct_mask(src, image, params.infer))
     assert stage("evaluate")(args) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
