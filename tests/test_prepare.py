@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fixtures_data import classes_of, make_mask, write_coco_tree, write_sbd_tree, write_voc_tree
 
-from wsfcn.config import load_params
+from wsfcn.config import ConfigError, load_params
 from wsfcn.data.classes import CLASS_NAMES
 from wsfcn.data.download import DownloadError
 from wsfcn.data.io import read_mask
@@ -20,6 +20,7 @@ VOC_TRAIN = ["2007_000032", "2007_000039", "2008_000002"]
 VOC_VAL = ["2007_000033", "2008_000008"]
 SBD_TRAIN = ["2007_000032", "2008_000100", "2007_000033"]  # 2007_000033 is VOC val: must be dropped
 SBD_VAL = ["2009_000001", "2008_000100"]  # a duplicate across SBD lists
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def voc_params(tmp_path: Path, **extra):
@@ -95,9 +96,32 @@ def test_bad_sbd_mat_and_missing_image_fail_prepare_listing_all(tmp_path: Path, 
     assert "problem(s)" in str(err.value)
 
 
-def test_wrong_train_split_name_is_reported(tmp_path: Path, voc_tree) -> None:
-    with pytest.raises(DataError, match="data.train_split='train_voc'"):
-        prepare_dataset(voc_params(tmp_path, **{"data.train_split": "train_voc"}).data, workers=1)
+def test_wrong_split_names_list_the_datasets_splits(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"data.train_split='train_voc'.*\['train_aug', 'train', 'val', 'test'\]"
+    ):
+        voc_params(tmp_path, **{"data.train_split": "train_voc"})
+    with pytest.raises(
+        ConfigError, match=r"data.train_split='train_aug' is not a split of coco.*\['train', 'val'\]"
+    ):
+        load_params(None, {"data.name": "coco", "data.train_split": "train_aug"})
+    # a VOC split name that this copy of VOC lacks (no test images): reported by prepare, with the lists
+    write_voc_tree(tmp_path / "voc", train=VOC_TRAIN, val=VOC_VAL)
+    write_sbd_tree(tmp_path / "sbd", train=SBD_TRAIN, val=SBD_VAL)
+    with pytest.raises(
+        DataError, match=r"data.val_split='test' but voc has lists \['train', 'train_aug', 'val'\]"
+    ):
+        prepare_dataset(voc_params(tmp_path, **{"data.val_split": "test"}).data, workers=1)
+
+
+def test_switching_dataset_switches_default_splits() -> None:
+    """``data.name`` alone picks the dataset's own split names; explicit ones are kept."""
+    expected = {"synthetic": ("train_aug", "val"), "voc": ("train_aug", "val"), "coco": ("train", "val")}
+    for name, splits in expected.items():
+        data = load_params(ROOT / "params.yaml", [f"data.name={name}"]).data
+        assert (data.train_split, data.val_split) == splits, name
+    assert load_params(None, {"data.name": "voc", "data.train_split": "train"}).data.train_split == "train"
+    assert load_params(None, {"data.name": "coco", "data.val_split": "train"}).data.val_split == "train"
 
 
 def test_coco_render_rule() -> None:
@@ -125,9 +149,8 @@ def test_coco_prepare(tmp_path: Path) -> None:
     params = load_params(
         None,
         {
-            "data.name": "coco",
+            "data.name": "coco",  # no data.train_split: COCO's own "train" is the default
             "data.root": str(tmp_path / "prepared"),
-            "data.train_split": "train",
             "data.downloads": str(tmp_path / "downloads"),
             "data.sources.coco_train.path": str(tmp_path / "coco"),
             "data.sources.coco_val.path": str(tmp_path / "coco"),

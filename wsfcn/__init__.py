@@ -4,15 +4,15 @@ The house, by floor; a module imports only from its own floor or lower ones (tes
 
     7  cli.py, commands/, entry.py    the `wsfcn` command, its subcommands, how entry points exit
     6  sweep/                          plan.py (trials × seeds, resume), resources.py, trial.py, driver.py
-    5  stages.py                       download, prepare, train, infer, crf, evaluate, tables: one function each
-    4  integrations/                   Ray (ray_cluster, ray_train, ray_tune) and MLflow (mlflow_*); take callables
+    5  stages.py                       one function per stage: download, prepare, train … tables
+    4  integrations/                   Ray (ray_cluster, ray_train, ray_tune), MLflow (mlflow_*): callables
     3  train/  infer/  evaluate/  report/
            train/     loop.py (fit), runtime.py, optim.py, checkpoints.py, figures.py
            infer/     options.py (InferOptions, CRFOptions), multiscale.py, split.py, crf.py
            evaluate/  metrics.py, folder.py, figures.py
            report/    tables.py (the paper's tables from runs), writers.py, param_counts.py
     2  model/                          backbones, context (FCA …), fusion (SF2 …), PAMR, gate, losses, weights
-    1  data/                           synthetic benchmark, VOC + SBD, COCO, download, prepare, check, datasets
+    1  data/                           synthetic benchmark, VOC + SBD, COCO: download, prepare, check, load
     0  config.py, params_io.py, experiments.py, arguments.py, device.py, errors.py
 
 ``pipeline/*.py`` (chained by ``dvc.yaml``) parse arguments, call one function of ``wsfcn.stages`` and

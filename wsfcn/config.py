@@ -83,18 +83,48 @@ class AugmentParams:
     color_jitter: bool = True
 
 
+# The lists ``prepare`` writes for each dataset, and the (train, val) pair used when
+# ``data.train_split`` / ``data.val_split`` are ``auto`` (VOC's ``test`` exists only with test images).
+DATASET_SPLITS: dict[str, tuple[str, ...]] = {
+    "synthetic": ("train_aug", "train", "val"),
+    "voc": ("train_aug", "train", "val", "test"),
+    "coco": ("train", "val"),
+}
+DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
+    "synthetic": ("train_aug", "val"),
+    "voc": ("train_aug", "val"),
+    "coco": ("train", "val"),
+}
+AUTO_SPLIT = "auto"
+
+
 @dataclass(frozen=True)
 class DataParams:
+    """``train_split`` / ``val_split``: a list of ``name`` (:data:`DATASET_SPLITS`), or ``auto`` for the
+    dataset's own default (:data:`DEFAULT_SPLITS`), so ``--set data.name=coco`` alone switches to COCO's
+    ``train``/``val``. ``auto`` is resolved here: the built params always hold the list names used."""
+
     name: DatasetName = "synthetic"
     root: str = "data"
     downloads: str = "data/downloads"
-    train_split: str = "train_aug"
-    val_split: str = "val"
+    train_split: str = AUTO_SPLIT
+    val_split: str = AUTO_SPLIT
     crop_size: int = 96
     loader_workers: int = -1  # -1: sized to the machine
     augment: AugmentParams = AugmentParams()
     synthetic: SyntheticParams = SyntheticParams()
     sources: SourcesParams = SourcesParams()
+
+    def __post_init__(self) -> None:
+        for key, default in zip(("train_split", "val_split"), DEFAULT_SPLITS[self.name], strict=True):
+            split = getattr(self, key)
+            if split == AUTO_SPLIT:
+                object.__setattr__(self, key, default)
+            elif split not in DATASET_SPLITS[self.name]:
+                raise ConfigError(
+                    f"data.{key}={split!r} is not a split of {self.name}; {self.name} has the splits "
+                    f"{list(DATASET_SPLITS[self.name])} ({AUTO_SPLIT!r} picks {default!r})"
+                )
 
 
 # --------------------------------------------------------------------------------------------

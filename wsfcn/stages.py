@@ -184,6 +184,19 @@ class InferResult:
         return self.summary["skipped"]
 
 
+def check_classes(checkpoint: str | Path, trained_on: str, data_name: str) -> None:
+    """Refuse (naming both) a checkpoint whose dataset has other classes than ``data.name``'s."""
+    from wsfcn.data.classes import num_classes
+    from wsfcn.train.checkpoints import CheckpointError
+
+    have, want = num_classes(trained_on), num_classes(data_name)
+    if have != want:
+        raise CheckpointError(
+            f"{checkpoint} segments the {have} classes of {trained_on}, but data.name={data_name} has "
+            f"{want}: run with --set data.name={trained_on}"
+        )
+
+
 def infer(
     params: Params, *, device: str | None = None, batch_size: int = 0, quiet: bool = False
 ) -> InferResult:
@@ -202,12 +215,14 @@ def infer(
     if cfg.use_gt_labels and cfg.split == "test":
         raise ConfigError("infer.use_gt_labels (§) needs image labels, which the test split does not have")
     device = resolve_device(device or params.train.device)
-    model, _ = load_model(cfg.checkpoint, device=device)
+    model, model_params, provenance = load_model(cfg.checkpoint, device=device, with_provenance=True)
+    check_classes(cfg.checkpoint, model_params.data.name, params.data.name)
     dataset = build_dataset(params.data, cfg.split, train=False)
     ids = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
     ids = ids[: cfg.max_images] if cfg.max_images > 0 else ids
     options = InferOptions.from_params(cfg, device=device, batch_size=batch_size)
     info = {"split": cfg.split, "dataset": params.data.name, "checkpoint": str(cfg.checkpoint)}
+    info |= {"provenance": provenance} if provenance else {}
     summary = predict_split(
         model, dataset, ids, cfg.out_dir, options=options, use_gt_labels=cfg.use_gt_labels,
         save_probabilities=cfg.save_probs or params.eval.crf, test_layout=cfg.split == "test",

@@ -83,7 +83,8 @@ def evaluate_folder(
 def prediction_info(summary: dict[str, Any]) -> dict[str, Any]:
     """What ``metrics.json`` records about the predictions (from an infer/crf ``summary.json``).
 
-    ``gt_labels_filter`` marks the paper's "§" setting (GT image labels used at test time).
+    ``gt_labels_filter`` marks the paper's "§" setting (GT image labels used at test time);
+    ``provenance`` (only for a converted checkpoint) says where its weights came from.
     """
     settings = summary.get("settings", {})
     return {
@@ -95,6 +96,7 @@ def prediction_info(summary: dict[str, Any]) -> dict[str, Any]:
         "scales": settings.get("scales"),
         "flip": settings.get("flip"),
         "checkpoint": summary.get("checkpoint"),
+        **({"provenance": summary["provenance"]} if summary.get("provenance") else {}),
     }
 
 

@@ -15,6 +15,9 @@ Sources:
 * ``torchvision``: ``resnet{50,101}-*.pth``; ``fc.*`` (the ImageNet classifier) is dropped.
 * ``vgg16``: ``vgg16_20M.pth`` (DeepLab caffe init). See :data:`VGG16_TORCHVISION_NAMES`.
 * ``native``: a state dict already in our naming (e.g. written by ``wsfcn convert-checkpoint``).
+* ``official`` (whole network, not a backbone source): a checkpoint in the authors' layout, the
+  released ``model_enc_e018Xs0.905.pth`` (ResNet-38) or a ResNet-50/101/VGG16 model of their code;
+  :func:`official_backbone` tells which from the keys.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "load_backbone_weights",
     "load_checked",
     "load_official_checkpoint",
+    "official_backbone",
     "read_state_dict",
 ]
 
@@ -79,6 +83,15 @@ VGG16_TORCHVISION_NAMES = {
 OFFICIAL_BACKBONE_MODULES = frozenset(
     ["conv1a", "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2", "b4", "b4_1", "b4_2", "b4_3", "b4_4", "b4_5"]
     + ["b5", "b5_1", "b5_2", "b6", "b7", "bn7"]
+)
+# The authors' network classes inherit from their backbone, so its modules are top-level keys of a
+# checkpoint in their layout (ResNet-38: b7.*, ResNet-50/101: torchvision's layer4.*, VGG16: caffe's
+# fc7.*; the head keys are the same for all). A key prefix only one backbone has names it (in order).
+OFFICIAL_BACKBONE_MARKERS = (
+    ("b7.", "resnet38"),
+    ("layer3.6.", "resnet101"),
+    ("layer4.", "resnet50"),
+    ("fc7.", "vgg16"),
 )
 OFFICIAL_PREFIX_MAP = (
     ("fca.", "context."),
@@ -236,39 +249,66 @@ def load_backbone_weights(
         raise WeightsError(f"{path}: {err}") from None
 
 
+def official_backbone(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """The backbone of a checkpoint in the authors' layout: ``resnet38``, ``resnet101``, ``resnet50``
+    or ``vgg16`` (:data:`OFFICIAL_BACKBONE_MARKERS`); :class:`WeightsError` if none fits."""
+    for prefix, name in OFFICIAL_BACKBONE_MARKERS:
+        if any(key.startswith(prefix) for key in state_dict):
+            return name
+    raise WeightsError(
+        "no backbone keys of ResNet-38 (b7.*), ResNet-50/101 (layer4.*) or VGG16 (fc7.*): "
+        "not a WS-FCN checkpoint in the authors' layout"
+    )
+
+
+def official_backbone_modules(backbone: str) -> frozenset[str]:
+    """Top-level module names of ``backbone`` (our names = the authors' ones, METHOD §2)."""
+    if backbone == "resnet38":
+        return OFFICIAL_BACKBONE_MODULES
+    from wsfcn.model.backbones import BACKBONES
+
+    with torch.device("meta"):
+        keys = BACKBONES[backbone]().state_dict()
+    return frozenset(key.split(".", 1)[0] for key in keys)
+
+
 def convert_official_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     *,
     allow_unexpected: bool = False,
     allow_missing: bool = False,
     reference: Mapping[str, torch.Tensor] | None = None,
+    backbone: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """Map the released WS-FCN checkpoint's keys to ours (a prefix map, METHOD §6.1).
 
     Backbone ``X`` -> ``backbone.X``; ``fca.*`` -> ``context.*``; ``align1.*`` -> ``fusion.align.*``;
     ``sf2.*`` -> ``fusion.sf2.*``; ``last_conv.N.*`` -> ``decoder.N.*``. ``fca.fcaN.bn.*`` and
     ``_aff.*`` are dropped (listed with reasons); any other key is unexpected and left out.
+    ``backbone`` (None: :func:`official_backbone` of the keys) says which keys are backbone keys.
     The result is checked against ``reference`` (e.g. ``model.state_dict()``, meta tensors are fine)
-    when given, else its backbone part against ResNet-38. Raises :class:`WeightsError` on missing or
-    unexpected keys unless allowed, and on wrong shapes.
+    when given, else its backbone part against that backbone. Raises :class:`WeightsError` on missing
+    or unexpected keys unless allowed, and on wrong shapes.
     """
+    backbone = backbone or official_backbone(state_dict)
+    backbone_modules = official_backbone_modules(backbone)
     report = LoadReport(source="official")
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         reason = next((why for pattern, why in OFFICIAL_DROPPED if pattern.match(key)), None)
         if reason is not None:
             report.dropped[key] = reason
-        elif key.split(".", 1)[0] in OFFICIAL_BACKBONE_MODULES:
+        elif key.split(".", 1)[0] in backbone_modules:
             out["backbone." + key] = value
         elif key.startswith(tuple(old for old, _ in OFFICIAL_PREFIX_MAP)):
             out[_rename_prefix(key, dict(OFFICIAL_PREFIX_MAP))] = value
         else:
             report.unexpected.append(key)
     if reference is None:
-        from wsfcn.model.backbones.resnet38 import ResNet38
+        from wsfcn.model.backbones import BACKBONES
 
         with torch.device("meta"):
-            reference = {"backbone." + k: v for k, v in ResNet38().state_dict().items()}
+            reference = {"backbone." + k: v for k, v in BACKBONES[backbone]().state_dict().items()}
         heads = [k for k in out if not k.startswith("backbone.")]
         check_against(reference, {k: v for k, v in out.items() if k.startswith("backbone.")}, report)
         report.loaded += heads

@@ -5,6 +5,10 @@ prefix, as the authors' ``model_enc_e*.pth``), the optimiser state, the epoch, t
 the parameters used, all as tensors and plain dicts/lists so that it loads with
 ``torch.load(weights_only=True)``. Files are written to a temporary name and renamed, so a
 ``kill -9`` at any moment leaves either the previous complete file or the new one.
+
+A checkpoint of imported weights (``wsfcn convert-checkpoint --from official``) has the same entries
+with no optimiser or RNG state, epoch 0, an empty fingerprint (no run resumes from it) and a
+``provenance`` record (source file, its sha256, a note), which :func:`load_model` hands back.
 """
 
 from __future__ import annotations
@@ -153,6 +157,35 @@ def save_checkpoint(
     return atomic_torch_save(state, path)
 
 
+def save_converted_checkpoint(
+    path: str | Path,
+    *,
+    state_dict: dict[str, torch.Tensor],
+    params: Params | dict[str, Any],
+    num_classes: int,
+    provenance: dict[str, Any],
+) -> Path:
+    """Write imported weights as a checkpoint that :func:`load_model` reads (atomically).
+
+    ``state_dict`` must fit the network ``params`` build for ``num_classes`` classes (background
+    included); ``provenance`` holds plain values saying where the weights came from.
+    """
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": 0,
+        "num_classes": int(num_classes),
+        "model": dict(state_dict),
+        "optimizer": None,
+        "params": params_to_dict(params),
+        "fingerprint": "",
+        "rng_state": {},
+        "metrics": {},
+        "provenance": json.loads(json.dumps(provenance)),
+    }
+    return atomic_torch_save(state, path)
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False
 ) -> dict:
@@ -173,8 +206,15 @@ def load_checkpoint(
     return state
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Params]:
-    """Rebuild the model from a checkpoint's params, load its weights (strict) and put it in eval mode."""
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", *, with_provenance: bool = False
+) -> tuple[nn.Module, Params] | tuple[nn.Module, Params, dict[str, Any]]:
+    """Rebuild the model from a checkpoint's params, load its weights (strict) and put it in eval mode.
+
+    Returns ``(model, params)``; with ``with_provenance``, ``(model, params, provenance)``, where
+    ``provenance`` is the record of a converted checkpoint (``source``, ``sha256``, ``note`` ...) and
+    ``{}`` for one trained here, for later stages to tag their runs with.
+    """
     from wsfcn.model import build_model
 
     state = load_checkpoint(path, map_location="cpu")
@@ -190,7 +230,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model.load_state_dict(state["model"], strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the model its params build: {err}") from err
-    return model.to(device).eval(), params
+    model = model.to(device).eval()
+    if with_provenance:
+        return model, params, dict(state.get("provenance") or {})
+    return model, params
 
 
 def newest_resumable(paths: list[str | Path], want: str) -> tuple[Path, dict] | None:
