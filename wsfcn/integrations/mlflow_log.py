@@ -26,7 +26,8 @@ from wsfcn.config import Params, flatten
 
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 100  # MLflow's limit of params per log_batch call
-# MLflow 3's UI opens an experiment by its kind: this one is its model-training view, not the GenAI one.
+# MLflow 3 records an experiment's kind in this tag: model training, not a GenAI app. (The 3.17 UI
+# still opens the view of its GenAI / Model-training switch; ?workflowType=machine_learning flips it.)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
