@@ -12,7 +12,14 @@ from mlflow.tracking import MlflowClient
 from tiny_training import TINY, prepare_tiny_data
 
 from wsfcn.config import load_params
-from wsfcn.integrations.mlflow_log import MLflowReporter, log_artifact, resolve_uri, start_run
+from wsfcn.integrations.mlflow_log import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    MLflowReporter,
+    log_artifact,
+    resolve_uri,
+    start_run,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +75,26 @@ def test_run_contents_read_back(uri, tmp_path):
     assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/epoch_001.png"]
     db_dir = uri[len("sqlite:///") :].rsplit("/", 1)[0]
     assert client.get_run(run_id).info.artifact_uri.startswith(f"file://{db_dir}/mlruns/")  # beside the db
+
+
+def test_experiments_are_of_the_model_training_kind(uri, tmp_path):
+    """MLflow 3's UI shows an experiment tagged ``custom_model_development`` in its training view."""
+    from wsfcn.integrations.mlflow_sweep import open_parent
+
+    assert EXPERIMENT_KIND == "custom_model_development"
+    client = MlflowClient(uri)
+    params = load_params(None, {"train.run_name": "k"})
+    start_run(params, "kind_new", "k", root=tmp_path)  # created here: tagged at creation
+    assert client.get_experiment_by_name("kind_new").tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    old = client.create_experiment("kind_old")  # as an older wsfcn (or a user) made it: no kind
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
+    start_run(params, "kind_old", "k", root=tmp_path)
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    open_parent(uri, "kind_sweep", "embedded", resume=False)  # a sweep's parent creates it too
+    assert client.get_experiment_by_name("kind_sweep").tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    genai = client.create_experiment("kind_genai", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    start_run(params, "kind_genai", "k", root=tmp_path)  # a kind someone chose is kept
+    assert client.get_experiment(genai).tags[EXPERIMENT_KIND_TAG] == "genai_development"
 
 
 def test_resume_reopens_the_same_run(uri, tmp_path):

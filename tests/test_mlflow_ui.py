@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from services import free_port, group_members
 
 HEALTH_TIMEOUT_S = 60
 
@@ -39,25 +39,6 @@ def make_store(path: Path) -> tuple[str, str, set[str]]:
         client.set_terminated(rid, "FINISHED")
         run_ids.add(rid)
     return uri, experiment_id, run_ids
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
-            members.append(int(stat.parent.name))
-    return members
 
 
 def wait_health(url: str, proc: subprocess.Popen, log: Path) -> float:

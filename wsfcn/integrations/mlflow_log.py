@@ -28,6 +28,10 @@ from wsfcn.params_io import fingerprint
 
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 100  # MLflow's limit of params per log_batch call
+# MLflow 3 records an experiment's kind in this tag: model training, not a GenAI app. (The 3.17 UI
+# still opens the view of its GenAI / Model-training switch; ?workflowType=machine_learning flips it.)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def resolve_uri(uri: str, root: str | Path | None = None) -> str:
@@ -47,17 +51,27 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created if missing; tagged ``mlflow.experimentKind`` either way.
+
+    An existing experiment without the kind tag (made by an older version, or by hand) gets it; one
+    tagged with another kind keeps it.
+    """
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    root = _artifact_root(uri)
-    try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
-    except Exception:  # created meanwhile by a concurrent process
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        root = _artifact_root(uri)
+        try:
+            return client.create_experiment(
+                name,
+                artifact_location=f"{root}/{name}" if root else None,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        except Exception:  # created meanwhile by a concurrent process
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in exp.tags:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def _git(root: Path, *args: str) -> str:
