@@ -73,8 +73,10 @@ def pamr(
     pad = max(dilations)
     for _ in range(iterations):
         padded = F.pad(masks, (pad, pad, pad, pad), mode="replicate")
-        refined = torch.zeros_like(masks)
-        for p, (dy, dx) in enumerate(offsets):
+        # the first product starts the sum (0 + x = x): no zero-filled buffer and one pass less
+        (dy, dx), rest = offsets[0], enumerate(offsets[1:], start=1)
+        refined = alpha[:, :1] * _shift(padded, pad, dy, dx, height, width)
+        for p, (dy, dx) in rest:
             refined.addcmul_(alpha[:, p : p + 1], _shift(padded, pad, dy, dx, height, width))
         masks = refined
     return masks
