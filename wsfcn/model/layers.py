@@ -8,6 +8,7 @@
   keys are ``0`` (conv), ``1`` (BN), ``2`` (ReLU) like the official ``fc8_skip`` / ``fc8_x``.
 * :func:`init_kaiming_`: the official head initialisation (kaiming-normal fan_in with the ReLU gain,
   conv biases 0, BN γ=1 / β=0).
+* :class:`Dropout`: ``nn.Dropout`` whose CPU mask does not depend on the memory format.
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
         )
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws the same mask for a channels-last input as for its NCHW copy (CPU).
+
+    ATen fills the mask in memory order, so ``train.channels_last`` used to drop other elements
+    than the default layout for the same seed. A non-contiguous CPU input now gets its mask drawn
+    in NCHW order; a contiguous one takes ``nn.Dropout``'s own path (the same values, bit for bit).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not 0.0 < self.p < 1.0 or x.is_contiguous() or x.device.type != "cpu":
+            return super().forward(x)
+        # as ATen's CPU dropout: noise = bernoulli(1 - p) / (1 - p); x * noise
+        noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        return x * noise.div_(1.0 - self.p)
 
 
 def conv_bn_relu(
