@@ -37,17 +37,18 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` that draws the same mask for a channels-last input as for its NCHW copy (CPU).
+    """``nn.Dropout`` with ATen's CPU formula spelled out: the same values, layout- and compile-proof.
 
-    ATen fills the mask in memory order, so ``train.channels_last`` used to drop other elements
-    than the default layout for the same seed. A non-contiguous CPU input now gets its mask drawn
-    in NCHW order; a contiguous one takes ``nn.Dropout``'s own path (the same values, bit for bit).
+    On the CPU ``F.dropout`` is ``x * bernoulli(1 − p) / (1 − p)`` with the mask filled in memory
+    order, so ``train.channels_last`` used to drop other elements than the default layout for the
+    same seed, and inductor's decomposition draws it from another stream. Here the mask is drawn
+    in NCHW order with ``bernoulli_`` (an NCHW input gets bit-identical values to ``nn.Dropout``),
+    which ``train.compile`` keeps (``fallback_random``). CUDA keeps the fused kernel.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not 0.0 < self.p < 1.0 or x.is_contiguous() or x.device.type != "cpu":
+        if not self.training or not 0.0 < self.p < 1.0 or x.device.type != "cpu":
             return super().forward(x)
-        # as ATen's CPU dropout: noise = bernoulli(1 - p) / (1 - p); x * noise
         noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
         return x * noise.div_(1.0 - self.p)
 
