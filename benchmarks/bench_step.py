@@ -8,7 +8,9 @@ the same loop so that both see the same load: a 2048² fp32 matmul, the rate the
 
 ``--compare REF`` loads the ``wsfcn`` package of git revision REF as ``wsfcn_ref`` and times its step
 interleaved with this tree's (A, B, A, B, ...; medians), from the same initial weights and seeds,
-and reports whether both compute the same losses and gradients. ``--profile`` prints the top ops.
+and reports whether both compute the same losses and gradients; ``--ref-set`` overrides params of the
+REF side only (e.g. ``--compare HEAD --set train.channels_last=true --ref-set
+train.channels_last=false``). ``--profile`` prints the top ops.
 
     python benchmarks/bench_step.py [--params params.yaml] [--set train.compile=true] [--threads 2]
         [--steps 10] [--compare HEAD~3] [--profile]
@@ -147,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compare", default="", metavar="REF", help="git revision to time against")
+    parser.add_argument(
+        "--ref-set", action="append", default=[], metavar="KEY=VALUE", help="more overrides for REF's side"
+    )
     parser.add_argument("--profile", action="store_true", help="print the top ops (self CPU time)")
     parser.add_argument("--json", default="", help="also write the result to this file")
     args = parser.parse_args(argv)
@@ -162,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory()
         pkg = load_ref_package(args.compare, Path(tmp.name))
         state = sides["this"].model.state_dict()
-        sides = {"ref": Side(pkg, params, classes, state, False), **sides}
+        ref_params = load_params(
+            args.params if Path(args.params).is_file() else None, args.overrides + args.ref_set
+        )
+        sides = {"ref": Side(pkg, ref_params, classes, state, False), **sides}
     losses = {k: [] for k in sides}
     for i in range(args.warmup):
         for k, side in sides.items():
