@@ -37,13 +37,13 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` with ATen's CPU formula spelled out: the same values, layout- and compile-proof.
+    """``nn.Dropout`` with ATen's CPU formula spelled out, so that the mask ignores the memory format.
 
     On the CPU ``F.dropout`` is ``x * bernoulli(1 − p) / (1 − p)`` with the mask filled in memory
     order, so ``train.channels_last`` used to drop other elements than the default layout for the
-    same seed, and inductor's decomposition draws it from another stream. Here the mask is drawn
-    in NCHW order with ``bernoulli_`` (an NCHW input gets bit-identical values to ``nn.Dropout``),
-    which ``train.compile`` keeps (``fallback_random``). CUDA keeps the fused kernel.
+    same seed. Here the mask is drawn in NCHW order (an NCHW input gets bit-identical values to
+    ``nn.Dropout``). ``train.compile`` still draws other masks (wsfcn.compiled). CUDA keeps the
+    fused kernel.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
