@@ -25,9 +25,9 @@ def balanced_mask_ce(logits: torch.Tensor, pseudo_gt: torch.Tensor, labels: torc
     valid = pseudo_gt != IGNORE_INDEX
     # class counts and per-pixel weights by index (no (B, C, H, W) one-hot); ignored pixels go to bin C
     bins = torch.where(valid, pseudo_gt, num_classes).flatten(1)
-    counts = torch.zeros(batch, num_classes + 1, dtype=logits.dtype, device=logits.device)
-    counts.scatter_add_(1, bins, torch.ones(1, 1, dtype=logits.dtype, device=logits.device).expand_as(bins))
-    per_class = counts[:, :num_classes]  # (B, C), exact integers
+    counts = torch.zeros(batch, num_classes + 1, dtype=torch.long, device=logits.device)
+    counts.scatter_add_(1, bins, torch.ones(1, 1, dtype=torch.long, device=logits.device).expand_as(bins))
+    per_class = counts[:, :num_classes].to(logits.dtype)  # (B, C)
     total = per_class.sum(-1, keepdim=True)
     class_weight = (total - per_class) / (1.0 + total)
     pixel_weight = F.pad(class_weight, (0, 1)).gather(1, bins).view_as(pseudo_gt)  # (B, H, W), 0 if ignored
