@@ -198,6 +198,7 @@ class TrainParams:
     use_gpu: bool = False
     amp: Literal["none", "bf16"] = "none"
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training network (wsfcn.train.compiled)
     max_steps_per_epoch: int = 0  # 0: the whole epoch (smoke runs set a few)
     val_every: int = 2
     val_subset: int = 0  # 0: the whole val split for the per-epoch quick mIoU

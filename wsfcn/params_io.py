@@ -22,6 +22,7 @@ RESUME_NEUTRAL = (
     "train.num_workers",
     "train.ray_address",
     "train.device",
+    "train.compile",  # how the step runs, not what it trains
     "train.use_gpu",
     "train.out_dir",
     "train.run_name",

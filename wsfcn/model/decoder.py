@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from wsfcn.model.layers import Dropout
+
 
 def build_decoder(in_channels: int, num_foreground: int) -> nn.Sequential:
     """(B, in_channels, H, W) → (B, num_foreground, H, W) foreground logits."""
@@ -16,11 +18,11 @@ def build_decoder(in_channels: int, num_foreground: int) -> nn.Sequential:
         nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(in_channels),
         nn.ReLU(inplace=True),
-        nn.Dropout(0.5),
+        Dropout(0.5),
         nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(in_channels),
         nn.ReLU(inplace=True),
-        nn.Dropout(0.1),
+        Dropout(0.1),
         nn.Conv2d(in_channels, num_foreground, 1, bias=True),
     )
     for module in decoder.modules():

@@ -8,6 +8,7 @@
   keys are ``0`` (conv), ``1`` (BN), ``2`` (ReLU) like the official ``fc8_skip`` / ``fc8_x``.
 * :func:`init_kaiming_`: the official head initialisation (kaiming-normal fan_in with the ReLU gain,
   conv biases 0, BN γ=1 / β=0).
+* :class:`Dropout`: ``nn.Dropout`` whose CPU mask does not depend on the memory format.
 """
 
 from __future__ import annotations
@@ -33,6 +34,23 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
         )
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with ATen's CPU formula spelled out, so that the mask ignores the memory format.
+
+    On the CPU ``F.dropout`` is ``x * bernoulli(1 − p) / (1 − p)`` with the mask filled in memory
+    order, so ``train.channels_last`` used to drop other elements than the default layout for the
+    same seed. Here the mask is drawn in NCHW order (an NCHW input gets bit-identical values to
+    ``nn.Dropout``). ``train.compile`` still draws other masks (wsfcn.train.compiled). CUDA keeps the
+    fused kernel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not 0.0 < self.p < 1.0 or x.device.type != "cpu":
+            return super().forward(x)
+        noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        return x * noise.div_(1.0 - self.p)
 
 
 def conv_bn_relu(

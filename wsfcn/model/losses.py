@@ -23,12 +23,14 @@ def balanced_mask_ce(logits: torch.Tensor, pseudo_gt: torch.Tensor, labels: torc
     """
     batch, num_classes = logits.shape[:2]
     valid = pseudo_gt != IGNORE_INDEX
-    one_hot = F.one_hot(torch.where(valid, pseudo_gt, 0), num_classes).permute(0, 3, 1, 2)
-    one_hot = one_hot * valid.unsqueeze(1)
-    per_class = one_hot.flatten(2).sum(-1).to(logits.dtype)  # (B, C)
+    # class counts and per-pixel weights by index (no (B, C, H, W) one-hot); ignored pixels go to bin C
+    bins = torch.where(valid, pseudo_gt, num_classes).flatten(1)
+    counts = torch.zeros(batch, num_classes + 1, dtype=torch.long, device=logits.device)
+    counts.scatter_add_(1, bins, torch.ones(1, 1, dtype=torch.long, device=logits.device).expand_as(bins))
+    per_class = counts[:, :num_classes].to(logits.dtype)  # (B, C)
     total = per_class.sum(-1, keepdim=True)
     class_weight = (total - per_class) / (1.0 + total)
-    pixel_weight = (one_hot.to(logits.dtype) * class_weight[:, :, None, None]).sum(1)  # (B, H, W)
+    pixel_weight = F.pad(class_weight, (0, 1)).gather(1, bins).view_as(pseudo_gt)  # (B, H, W), 0 if ignored
     ce = F.cross_entropy(logits, pseudo_gt, ignore_index=IGNORE_INDEX, reduction="none")
     per_image = (pixel_weight * ce).flatten(1).mean(-1)
     present = (per_class > 0).sum(-1)

@@ -28,7 +28,7 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
     ``a_ijk = −|I_ik − I_jk| / (1e-8 + 0.1·σ_ik)`` averaged over colour channels k, where σ is the
     unbiased std of the 3×3 windows (centre included) at all dilations (9·len(dilations) values).
     """
-    batch, channels, height, width = image.shape
+    channels, height, width = image.shape[1:]
     pad = max(dilations)
     padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
     offsets = neighbour_offsets(dilations)
@@ -43,10 +43,14 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
         squares.add_((_shift(padded, pad, dy, dx, height, width) - mean).square_())
     # 1 / (channels · (1e-8 + 0.1·σ)): the channel mean folded into the scale
     inverse = (squares / (count - 1)).sqrt_().mul_(0.1).add_(1e-8).mul_(channels).reciprocal_()
-    affinity = torch.empty(batch, len(offsets), height, width, dtype=image.dtype, device=image.device)
-    for p, (dy, dx) in enumerate(offsets):
-        diff = (image - _shift(padded, pad, dy, dx, height, width)).abs_().mul_(inverse)
-        torch.sum(diff, dim=1, out=affinity[:, p])
+    # stacked rather than summed into out= views: the same values, and torch.compile traces it whole
+    affinity = torch.stack(
+        [
+            (image - _shift(padded, pad, dy, dx, height, width)).abs_().mul_(inverse).sum(dim=1)
+            for dy, dx in offsets
+        ],
+        dim=1,
+    )
     return F.softmax(affinity.neg_(), dim=1)
 
 
@@ -73,8 +77,10 @@ def pamr(
     pad = max(dilations)
     for _ in range(iterations):
         padded = F.pad(masks, (pad, pad, pad, pad), mode="replicate")
-        refined = torch.zeros_like(masks)
-        for p, (dy, dx) in enumerate(offsets):
+        # the first product starts the sum (0 + x = x): no zero-filled buffer and one pass less
+        (dy, dx), rest = offsets[0], enumerate(offsets[1:], start=1)
+        refined = alpha[:, :1] * _shift(padded, pad, dy, dx, height, width)
+        for p, (dy, dx) in rest:
             refined.addcmul_(alpha[:, p : p + 1], _shift(padded, pad, dy, dx, height, width))
         masks = refined
     return masks

@@ -25,6 +25,7 @@ class StochasticGate(nn.Module):
         psi = self.psi
         if not self.training:
             return (1.0 - psi) * deep + psi * shallow
-        keep = torch.rand_like(deep) < (1.0 - psi)
+        # drawn in NCHW order whatever deep's memory format: channels-last keeps the same mask
+        keep = torch.rand(deep.shape, dtype=deep.dtype, device=deep.device) < (1.0 - psi)
         mixed = (deep - psi * shallow) / (1.0 - psi)
         return torch.where(keep, mixed, shallow)

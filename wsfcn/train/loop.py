@@ -315,6 +315,10 @@ def _wrap(fit_: _Fit) -> None:
     if fit_.rt.world > 1:
         ids = [fit_.rt.device.index] if fit_.rt.device.type == "cuda" else None
         fit_.net = nn.parallel.DistributedDataParallel(fit_.model, device_ids=ids, static_graph=True)
+    if fit_.params.train.compile:
+        from wsfcn.train.compiled import compile_model
+
+        fit_.net = compile_model(fit_.net)
 
 
 def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsfcn.model.layers import FrozenStatsBatchNorm2d, init_kaiming_
+from wsfcn.model.layers import Dropout, FrozenStatsBatchNorm2d, init_kaiming_
 
 ASPP_DILATIONS: dict[int, tuple[int, int, int]] = {8: (12, 24, 36), 16: (6, 12, 18)}
 
@@ -105,7 +105,7 @@ class ASPPContext(nn.Module):
         self.conv1 = nn.Conv2d(5 * out_channels, out_channels, 1, bias=False)
         self.bn1 = FrozenStatsBatchNorm2d(out_channels)
         self.relu = nn.ReLU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_kaiming_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

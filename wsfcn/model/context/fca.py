@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from wsfcn.model.context.aspp import ImagePooling, aspp_branches, atrous_dilations
-from wsfcn.model.layers import FrozenStatsBatchNorm2d, conv_bn_relu, init_kaiming_
+from wsfcn.model.layers import Dropout, FrozenStatsBatchNorm2d, conv_bn_relu, init_kaiming_
 
 KERNELS = (1, 3, 5, 7)
 
@@ -152,7 +152,7 @@ class FCAContext(nn.Module):
         else:
             self.embed = conv_bn_relu(4 * out_channels, out_channels, 3, frozen_bn=True)
         self.sa = SpatialAttention(3) if srm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_kaiming_(self)
 
     def _branches(self, x: torch.Tensor) -> list[torch.Tensor]:

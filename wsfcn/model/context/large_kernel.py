@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wsfcn.model.layers import conv_bn_relu, init_kaiming_
+from wsfcn.model.layers import Dropout, conv_bn_relu, init_kaiming_
 
 
 class LargeKernelContext(nn.Module):
@@ -30,7 +30,7 @@ class LargeKernelContext(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = conv_bn_relu(in_channels, out_channels, kernel_size, frozen_bn=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_kaiming_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

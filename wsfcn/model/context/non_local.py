@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from wsfcn.model.layers import conv_bn_relu, init_kaiming_
+from wsfcn.model.layers import Dropout, conv_bn_relu, init_kaiming_
 
 
 class NonLocalContext(nn.Module):
@@ -64,7 +64,7 @@ class NonLocalContext(nn.Module):
         self.conv_g = nn.Conv2d(in_channels, inner, 1, bias=False)
         self.conv_mask = nn.Conv2d(inner, in_channels, 1, bias=False)
         self.project = conv_bn_relu(in_channels, out_channels, 1, frozen_bn=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_kaiming_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

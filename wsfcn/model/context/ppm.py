@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsfcn.model.layers import conv_bn_relu, init_kaiming_
+from wsfcn.model.layers import Dropout, conv_bn_relu, init_kaiming_
 
 
 class PPMContext(nn.Module):
@@ -49,7 +49,7 @@ class PPMContext(nn.Module):
             for b in self.bins
         )
         self.bottleneck = conv_bn_relu(in_channels + reduced * len(bins), out_channels, 3, frozen_bn=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         init_kaiming_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
