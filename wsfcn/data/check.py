@@ -10,13 +10,13 @@ labels that disagree with their mask. Unusual but valid encodings (grayscale, CM
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from wsfcn.data.ids import id_problem, read_json, read_text
 from wsfcn.data.io import DataFileError, image_size, labels_from_mask, map_files, read_mask, read_rgb
 
 
@@ -40,17 +40,24 @@ def read_list(path: Path) -> tuple[list[str], list[Problem]]:
     """Ids of a list file (blank lines skipped) and the problems of the list itself."""
     if not path.is_file():
         return [], [Problem(str(path), "list file missing")]
-    ids = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        ids = [line.strip() for line in read_text(path, "list file").splitlines()]
+    except DataFileError as err:
+        return [], [Problem(err.path, err.reason)]
     lines = defaultdict(list)
+    bad: list[Problem] = []
     for number, item in enumerate(ids, 1):
-        if item:
+        problem = id_problem(item.split()[0]) if item else None
+        if problem:
+            bad.append(Problem(f"{path}:{number}", f"{problem}; ids must be plain file names"))
+        elif item:
             lines[item].append(number)
-    problems = [
+    problems = bad + [
         Problem(str(path), f"duplicate id {item!r} on lines {', '.join(map(str, at))}")
         for item, at in lines.items()
         if len(at) > 1
     ]
-    if not lines:
+    if not lines and not bad:
         problems.append(Problem(str(path), "empty list (no ids)"))
     return list(lines), problems
 
@@ -113,14 +120,19 @@ def check_dataset(
     folder = Path(folder)
     index_path, labels_path = folder / "index.json", folder / "labels.json"
     try:
-        index = json.loads(index_path.read_text())
+        index = read_json(index_path, "index")
         images, masks, num_classes = index["images"], index["masks"], int(index["num_classes"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except DataFileError as err:
+        return [Problem(err.path, f"missing or invalid ({err.reason}); run the prepare stage")]
+    except (ValueError, KeyError, TypeError) as err:
         return [Problem(str(index_path), f"missing or invalid ({err}); run the prepare stage")]
     try:
-        labels = json.loads(labels_path.read_text())
-    except (OSError, ValueError) as err:
-        return [Problem(str(labels_path), f"missing or invalid ({err}); run the prepare stage")]
+        labels = read_json(labels_path, "labels file")
+    except DataFileError as err:
+        return [Problem(err.path, f"missing or invalid ({err.reason}); run the prepare stage")]
+    bad_ids = [(i, id_problem(i)) for i in images if id_problem(i)]
+    if bad_ids:
+        return [Problem(str(index_path), f"{why}; ids must be plain file names") for _, why in bad_ids]
     if splits is None:
         splits = sorted(p.stem for p in (folder / "lists").glob("*.txt"))
         if not splits:
