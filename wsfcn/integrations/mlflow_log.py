@@ -256,3 +256,19 @@ def log_artifact(
     if metrics:
         reporter({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
     return True
+
+
+def log_evaluation(
+    uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str], files: list[str | Path] = ()
+) -> None:
+    """The evaluate stage's final numbers (percent) and settings on the training's run ``run_id``.
+
+    Metrics at step 0; the settings that produced them as ``eval.*`` tags (a run's params are fixed once
+    logged, and one checkpoint may be evaluated with CRF, §, other scales ...); ``files`` under ``eval/``.
+    """
+    reporter = MLflowReporter(uri, run_id)
+    reporter.client.get_run(run_id)  # raises when the run is gone
+    reporter.log_metrics(metrics)
+    reporter.set_tags(tags)
+    for path in files:
+        reporter.log_artifact(path, "eval")

@@ -236,6 +236,28 @@ def load_model(
     return model, params
 
 
+def stored_mlflow_run(path: str | Path) -> dict[str, str]:
+    """The ``{"uri", "run_id"}`` of the MLflow run that trained ``path`` ({} when none was recorded)."""
+    run = load_checkpoint(path, mmap=True).get("mlflow_run") or {}
+    return {k: str(run[k]) for k in ("uri", "run_id") if run.get(k)} if isinstance(run, dict) else {}
+
+
+def record_mlflow_run(paths: list[str | Path], uri: str, run_id: str) -> None:
+    """Store the training's MLflow run (plain strings) in each checkpoint of ``paths`` (rewritten atomically),
+    so that the evaluate stage logs its numbers to that run."""
+    done: dict[tuple[int, int], Path] = {}
+    for p in paths:
+        p = Path(p)
+        stat = p.stat()
+        if (stat.st_dev, stat.st_ino) in done:  # best.pt hard-linked to last.pt: write once, link again
+            link_or_copy(done[(stat.st_dev, stat.st_ino)], p)
+            continue
+        state = load_checkpoint(p)
+        state["mlflow_run"] = {"uri": str(uri), "run_id": str(run_id)}
+        atomic_torch_save(state, p)
+        done[(stat.st_dev, stat.st_ino)] = p
+
+
 def newest_resumable(paths: list[str | Path], want: str) -> tuple[Path, dict] | None:
     """Among ``paths``, the readable checkpoint with fingerprint ``want`` and the most epochs.
 
