@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -29,6 +30,7 @@ from torch import nn
 from wsfcn.config import Params
 from wsfcn.data.classes import num_classes as dataset_classes
 from wsfcn.errors import InputError
+from wsfcn.model.weights import unreadable_reason, unsafe_reason
 from wsfcn.params_io import StoredParamsError, fingerprint, params_from_dict, params_to_dict
 
 FORMAT = "wsfcn-checkpoint"
@@ -193,10 +195,14 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is an empty file (0 bytes)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as err:  # truncated zip, pickle error, unsafe global ...
-        raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
+    except pickle.UnpicklingError as err:  # torch's text advises weights_only=False: never pass it on
+        raise CheckpointError(unsafe_reason(path, err)) from None
+    except Exception as err:  # truncated zip, not a torch file ...
+        raise CheckpointError(f"checkpoint {path} cannot be read: {unreadable_reason(err)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a wsfcn checkpoint (no format={FORMAT!r} entry)")
     if state.get("version", 0) > VERSION:
