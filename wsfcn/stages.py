@@ -137,6 +137,25 @@ def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
     return metrics_path, history_path
 
 
+def check_before_training(params: Params) -> None:
+    """The data check of ``wsfcn check-data`` on the train and val splits, before any epoch; skipped when
+    the files are unchanged since the last clean check (``<data>/.wsfcn-check.json``)."""
+    from wsfcn.data.check import check_once, format_problems
+    from wsfcn.data.io import default_workers
+    from wsfcn.data.prepare import DataError
+
+    folder = Path(params.data.root) / params.data.name
+    splits = list(dict.fromkeys([params.data.train_split, params.data.val_split]))
+    problems = check_once(
+        folder, splits, [params.data.train_split], workers=default_workers(), progress=False
+    )
+    if problems:
+        raise DataError(
+            f"{len(problems)} problem(s) in {folder} found before training (wsfcn check-data lists them):\n"
+            + format_problems(problems, 20)
+        )
+
+
 @dataclass(frozen=True)
 class TrainResult:
     fit: Any  # wsfcn.train.loop.FitResult
@@ -152,6 +171,7 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
 
     from wsfcn.train.checkpoints import newest_resumable
 
+    check_before_training(params)
     tracker = nullcontext()
     if params.tracking.enabled:
         from wsfcn.integrations.mlflow_log import tracked_run

@@ -10,6 +10,7 @@ labels that disagree with their mask. Unusual but valid encodings (grayscale, CM
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,67 @@ def format_problems(problems: list[Problem], limit: int | None = None) -> str:
     if len(problems) > len(shown):
         text += f"\n... and {len(problems) - len(shown)} more"
     return text
+
+
+# --------------------------------------------------------------------------------------------
+# the check before training, cached by file fingerprints
+CHECK_STAMP = ".wsfcn-check.json"
+
+
+def data_fingerprint(folder: str | Path, splits: list[str], train_splits: list[str]) -> str:
+    """sha256 over (name, size, mtime) of index.json, labels.json, the lists and every image and mask they
+    list; "" when the index cannot be read (then nothing is cached)."""
+    import hashlib
+
+    folder = Path(folder)
+    try:
+        index = read_json(folder / "index.json", "index")
+        images, masks = index["images"], index["masks"]
+        ids = [i for s in splits for i in read_text(folder / "lists" / f"{s}.txt").split()]
+    except (DataFileError, KeyError, TypeError):
+        return ""
+    digest = hashlib.sha256(json.dumps([sorted(splits), sorted(train_splits)]).encode())
+    files = [folder / "index.json", folder / "labels.json", *(folder / "lists" / f"{s}.txt" for s in splits)]
+    files += [resolve(folder, p) for i in ids for p in (images.get(i), masks.get(i)) if p]
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            return ""
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def check_once(
+    folder: str | Path,
+    splits: list[str],
+    train_splits: list[str],
+    *,
+    workers: int = 1,
+    progress: bool = False,
+) -> list[Problem]:
+    """:func:`check_dataset` (images decoded), skipped when ``<folder>/.wsfcn-check.json`` records a clean
+    check of files with the same fingerprints (size + mtime); a clean result is recorded there."""
+    folder = Path(folder)
+    stamp = folder / CHECK_STAMP
+    want = data_fingerprint(folder, splits, train_splits)
+    if want and stamp.is_file():
+        try:
+            if read_json(stamp).get("fingerprint") == want:
+                return []
+        except (DataFileError, AttributeError):
+            pass
+    problems = check_dataset(folder, splits, train_splits, workers=workers, progress=progress)
+    if not problems and want:
+        record_clean(folder, splits, train_splits, want)
+    return problems
+
+
+def record_clean(
+    folder: str | Path, splits: list[str], train_splits: list[str], fingerprint: str = ""
+) -> None:
+    """Record in ``<folder>/.wsfcn-check.json`` that ``splits`` passed :func:`check_dataset` as they are."""
+    fingerprint = fingerprint or data_fingerprint(folder, splits, train_splits)
+    if fingerprint:
+        record = {"fingerprint": fingerprint, "splits": splits, "train_splits": train_splits}
+        (Path(folder) / CHECK_STAMP).write_text(json.dumps(record))
