@@ -476,7 +476,9 @@ def tables(
         path = Path(pipeline_metrics)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (run the evaluate stage first)")
-        metrics, flat = json.loads(path.read_text()), flatten(params)
+        from wsfcn.data.ids import read_json
+
+        metrics, flat = read_json(path, "metrics file"), flatten(params)
         extra = [pipeline_runs(e, flat, metrics, path.stat().st_mtime) for e in loaded]
         frames = [f for f in (runs, *extra) if not f.empty]
         runs = pd.concat(frames, ignore_index=True) if frames else runs
@@ -506,8 +508,9 @@ def figures(
     from wsfcn.data import build_dataset
     from wsfcn.data.io import read_mask, read_rgb
     from wsfcn.evaluate.figures import qualitative_grid
+    from wsfcn.infer.manifest import read_manifest
 
-    summaries = {name: json.loads((Path(d) / "summary.json").read_text()) for name, d in runs.items()}
+    summaries = {name: read_manifest(d) for name, d in runs.items()}
     split = next(iter(summaries.values()))["split"]
     common = set.intersection(*(set(s["ids"]) - {k["id"] for k in s["skipped"]} for s in summaries.values()))
     ids = ids or sorted(random.Random(seed).sample(sorted(common), min(num, len(common))))
