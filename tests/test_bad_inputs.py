@@ -477,6 +477,14 @@ CASES = [
         args=("--pipeline-metrics", "{root}/m.json"),
         breaks=write("m.json", "{oops"),
     ),  # fmt: skip
+    Case(
+        "tables-subset-metrics",
+        "tables",
+        1,
+        ("m.json", "subset (2 of 6 images"),
+        args=("--pipeline-metrics", "{root}/m.json"),
+        breaks=write("m.json", json.dumps({"mIoU": 50.0, "subset": True, "num_images": 2, "split_size": 6})),
+    ),
     # ---- archives (download)
     Case(
         "archive-escapes",

@@ -479,6 +479,13 @@ def tables(
         from wsfcn.data.ids import read_json
 
         metrics, flat = read_json(path, "metrics file"), flatten(params)
+        if isinstance(metrics, dict) and metrics.get("subset"):
+            from wsfcn.errors import InputError
+
+            raise InputError(
+                f"{path} scores a subset ({metrics.get('num_images')} of {metrics.get('split_size')} images, "
+                "infer.max_images): not a number for a table; re-run infer with infer.max_images=0"
+            )
         extra = [pipeline_runs(e, flat, metrics, path.stat().st_mtime) for e in loaded]
         frames = [f for f in (runs, *extra) if not f.empty]
         runs = pd.concat(frames, ignore_index=True) if frames else runs

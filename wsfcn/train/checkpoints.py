@@ -254,6 +254,8 @@ def record_mlflow_run(paths: list[str | Path], uri: str, run_id: str) -> None:
     done: dict[tuple[int, int], Path] = {}
     for p in paths:
         p = Path(p)
+        if not p.is_file():
+            continue
         stat = p.stat()
         if (stat.st_dev, stat.st_ino) in done:  # best.pt hard-linked to last.pt: write once, link again
             link_or_copy(done[(stat.st_dev, stat.st_ino)], p)
