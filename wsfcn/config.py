@@ -180,7 +180,7 @@ class ModelParams:
 
     def __post_init__(self) -> None:
         _check(self.head_channels >= 1, "model.head_channels", self.head_channels, "a positive channel count")
-        _check(_unit(self.sg_psi), "model.sg_psi", self.sg_psi, "a probability in [0, 1]")
+        _check(0 <= self.sg_psi < 1, "model.sg_psi", self.sg_psi, "in [0, 1) (METHOD §3.4: 1 - psi divides)")
         dilations = self.context_dilations
         if dilations and (len(dilations) != 3 or min(dilations) < 1):
             raise ConfigError(
@@ -268,7 +268,7 @@ class TrainParams:
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, "0 (in-process) or more workers")
         for key in ("max_steps_per_epoch", "val_subset", "max_failures"):
             _check(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), ">= 0 (0: no limit / none)")
-        _check(self.val_every >= 1, "train.val_every", self.val_every, "at least 1 (every epoch)")
+        _check(self.val_every >= 0, "train.val_every", self.val_every, ">= 0 (0 or 1: every epoch)")
         _check(self.figure_every >= 0, "train.figure_every", self.figure_every, ">= 0 (0: no figures)")
         _check(bool(self.run_name.strip()), "train.run_name", self.run_name, "a non-empty name")
 
