@@ -485,6 +485,7 @@ CASES = [
         args=("--pipeline-metrics", "{root}/m.json"),
         breaks=write("m.json", json.dumps({"mIoU": 50.0, "subset": True, "num_images": 2, "split_size": 6})),
     ),
+    Case("prepare-not-downloaded", "prepare", 1, ("VOC2012 not found", "download"), {"data.name": "voc"}),
     # ---- archives (download)
     Case(
         "archive-escapes",
@@ -549,7 +550,7 @@ def test_bad_input(bad: Case, case: Path, capsys):
 def test_cases_cover_every_kind():
     assert len(CASES) >= 40
     assert {c.stage for c in CASES} >= {
-        "download", "train", "infer", "crf", "evaluate", "figures", "tables", "wsfcn"
+        "download", "prepare", "train", "infer", "crf", "evaluate", "figures", "tables", "wsfcn"
     }  # fmt: skip
 
 
