@@ -633,3 +633,18 @@ def test_evaluate_logs_final_numbers_to_the_training_run(world, capsys):
     assert quick["val_mIoU_percent"] == pytest.approx(100 * quick["val_mIoU"], abs=1e-3)
     assert logged.data.tags["eval.crf"] == "false" and logged.data.tags["eval.subset"] == "false"
     assert logged.data.params["train.run_name"] == "default"  # the training's own run
+
+
+def test_data_check_before_training_is_cached_by_fingerprint(case, monkeypatch):
+    """The second check of unchanged files costs nothing; a changed file is checked again."""
+    import wsfcn.data.check as check
+
+    calls = []
+    real = check.check_dataset
+    monkeypatch.setattr(check, "check_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    folder, splits = case / DATA, ["train_aug", "val"]
+    assert check.check_once(folder, splits, ["train_aug"]) == [] and len(calls) == 1
+    assert check.check_once(folder, splits, ["train_aug"]) == [] and len(calls) == 1  # cached
+    bad_val_mask(case)
+    problems = check.check_once(folder, splits, ["train_aug"])
+    assert len(calls) == 2 and any("mask values [200]" in p.reason for p in problems)
