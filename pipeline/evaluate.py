@@ -35,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{pred}: {err}") from err
         info, m = result.info, result.metrics
         tag = (" [§ GT image labels]" if info["gt_labels_filter"] else "") + (" [CRF]" if info["crf"] else "")
+        tag += f" [SUBSET of {info['split_size']}]" if info["subset"] else ""
         fg = 100 * (m["miou_fg"] or 0)
         head = f"evaluate{tag}: {info['split']} {info['num_images']} images"
         numbers = f"mIoU {result.miou:.2f}  fg-only mIoU {fg:.2f}  PixAcc {result.pixacc:.2f}"
         print(f"{head}  {numbers}  -> {result.out_dir}/metrics.json")
+        if params.tracking.enabled:
+            stages.report_logged("evaluate", lambda: stages.log_evaluation(result))
         return 0
 
     return run_entry("evaluate", body)

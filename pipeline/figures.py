@@ -15,6 +15,7 @@ import sys
 
 from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
+from wsfcn.entry import run_entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--run wants NAME=DIR, got {args.run}")
     runs = dict(item.split("=", 1) for item in args.run)
     ids = [i for i in args.ids.split(",") if i]
-    try:
-        result = stages.figures(
-            params_from_args(args), runs, ids=ids, num=args.num, seed=args.seed, out=args.out
-        )
-    except FileNotFoundError as err:
-        raise SystemExit(f"figures: {err}") from None
-    logged = " (logged to MLflow)" if result.logged else ""
-    print(f"figures: {len(result.ids)} images x {len(result.columns)} columns -> {result.path}{logged}")
-    return 0
+
+    def body() -> int:
+        try:
+            result = stages.figures(
+                params_from_args(args), runs, ids=ids, num=args.num, seed=args.seed, out=args.out
+            )
+        except FileNotFoundError as err:
+            raise SystemExit(f"figures: {err}") from None
+        logged = " (logged to MLflow)" if result.logged else ""
+        print(f"figures: {len(result.ids)} images x {len(result.columns)} columns -> {result.path}{logged}")
+        return 0
+
+    return run_entry("figures", body)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,14 @@ def test_every_experiment_run_loads(path):
 
 def test_override_parsing_and_types():
     params = load_params(
-        None, ["model.context=ppm", "train.epochs=3", "infer.scales=[1, 0.5]", "train.lr=1e-2"]
+        None,
+        [
+            "model.context=ppm",
+            "train.epochs=3",
+            "train.pretrain_epochs=1",
+            "infer.scales=[1, 0.5]",
+            "train.lr=1e-2",
+        ],
     )
     assert params.model.context == "ppm"
     assert params.train.epochs == 3
@@ -85,7 +92,7 @@ def test_missing_file(tmp_path):
 def test_experiment_merge_order(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text(
-        "caption: x\ncommon: {train.epochs: 2}\n"
+        "caption: x\ncommon: {train.epochs: 2, train.pretrain_epochs: 1}\n"
         "settings: {paper: {train.epochs: 30, model.backbone: resnet38}}\n"
         "runs: {a: {train.epochs: 5}, b: {}}\n"
     )

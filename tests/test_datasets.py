@@ -77,7 +77,7 @@ def test_index_problems_raise_clearly(folder, tmp_path):
     index["masks"]["syn_val_000001"] = None
     del index["images"]["syn_val_000002"]
     (copy / "index.json").write_text(json.dumps(index))
-    with pytest.raises(KeyError, match="syn_val_000002"):
+    with pytest.raises(ValueError, match="syn_val_000002"):
         SegmentationDataset(copy, "val", num_classes=9, train=False)
     (copy / "lists" / "val.txt").write_text("syn_val_000001\n")
     item = SegmentationDataset(copy, "val", num_classes=9, train=False)[0]

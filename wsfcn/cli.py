@@ -8,7 +8,7 @@ import importlib
 import sys
 
 from wsfcn.arguments import add_params_arguments
-from wsfcn.config import ConfigError
+from wsfcn.entry import run_entry
 
 COMMANDS = {
     "count-params": "wsfcn.commands.count_params",
@@ -33,12 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a bad input ends as one line (``WSFCN_DEBUG=1``: the traceback)."""
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except ConfigError as err:
-        print(f"wsfcn {args.command}: parameter error: {err}", file=sys.stderr)
-        return 2
+    return run_entry(f"wsfcn {args.command}", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,17 @@ class ConfigError(ValueError):
     """A parameter file or override that does not fit the schema."""
 
 
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise :class:`ConfigError` ``key=value: allowed`` unless ``ok`` (the range checks of each section)."""
+    if not ok:
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"{key}={shown!r} is out of range: {allowed}")
+
+
+def _unit(value: float) -> bool:
+    return 0.0 <= value <= 1.0
+
+
 # --------------------------------------------------------------------------------------------
 # data
 @dataclass(frozen=True)
@@ -72,6 +83,11 @@ class SyntheticParams:
     image_size: int = 96
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check(self.num_train >= 1, "data.synthetic.num_train", self.num_train, "at least 1 image")
+        _check(self.num_val >= 1, "data.synthetic.num_val", self.num_val, "at least 1 image")
+        _check(self.image_size >= 8, "data.synthetic.image_size", self.image_size, "at least 8 px")
+
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -81,6 +97,11 @@ class AugmentParams:
     scale_max: float = 1.0
     flip: bool = True
     color_jitter: bool = True
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale_min, self.scale_max
+        _check(lo > 0, "data.augment.scale_min", lo, "a positive scale factor")
+        _check(hi >= lo, "data.augment.scale_max", hi, f"a scale factor >= data.augment.scale_min ({lo})")
 
 
 # The lists ``prepare`` writes for each dataset, and the (train, val) pair used when
@@ -116,6 +137,8 @@ class DataParams:
     sources: SourcesParams = SourcesParams()
 
     def __post_init__(self) -> None:
+        _check(self.crop_size >= 8, "data.crop_size", self.crop_size, "a crop side of at least 8 px")
+        _check(self.loader_workers >= -1, "data.loader_workers", self.loader_workers, ">= 0, or -1 (auto)")
         for key, default in zip(("train_split", "val_split"), DEFAULT_SPLITS[self.name], strict=True):
             split = getattr(self, key)
             if split == AUTO_SPLIT:
@@ -156,6 +179,8 @@ class ModelParams:
     pretrained: str = ""  # backbone weights (.pth), empty: random init
 
     def __post_init__(self) -> None:
+        _check(self.head_channels >= 1, "model.head_channels", self.head_channels, "a positive channel count")
+        _check(0 <= self.sg_psi < 1, "model.sg_psi", self.sg_psi, "in [0, 1) (METHOD §3.4: 1 - psi divides)")
         dilations = self.context_dilations
         if dilations and (len(dilations) != 3 or min(dilations) < 1):
             raise ConfigError(
@@ -177,6 +202,26 @@ class LossParams:
     pseudo_fg: float = 0.6
     pseudo_floor: float = 0.2
     mask_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.focal_p >= 0, "loss.focal_p", self.focal_p, "an exponent >= 0")
+        _check(self.focal_lambda >= 0, "loss.focal_lambda", self.focal_lambda, "a weight >= 0")
+        _check(self.mask_weight >= 0, "loss.mask_weight", self.mask_weight, "a weight >= 0")
+        _check(self.pamr_iters >= 0, "loss.pamr_iters", self.pamr_iters, "an iteration count >= 0")
+        _check(self.pamr_size >= 0, "loss.pamr_size", self.pamr_size, "0 (the mask size) or a side length")
+        _check(
+            bool(self.pamr_dilations) and min(self.pamr_dilations) >= 1,
+            "loss.pamr_dilations", self.pamr_dilations, "a non-empty list of positive dilations",
+        )  # fmt: skip
+        # METHOD §5: tau_c = max(floor, kappa_c * max_i m_ci); kappa in (0, 1], floor in [0, 1) below both
+        for key in ("pseudo_bg", "pseudo_fg"):
+            value = getattr(self, key)
+            _check(0 < value <= 1, f"loss.{key}", value, "a fraction of the class maximum in (0, 1]")
+        floor, ceiling = self.pseudo_floor, min(self.pseudo_bg, self.pseudo_fg)
+        _check(
+            0 <= floor <= ceiling, "loss.pseudo_floor", floor,
+            f"in [0, min(loss.pseudo_bg, loss.pseudo_fg)] = [0, {ceiling}] (METHOD §5)",
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,6 +254,25 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     max_failures: int = 1  # Ray Train worker-group restarts from the last checkpoint
 
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", self.epochs, "at least 1 epoch")
+        _check(
+            0 <= self.pretrain_epochs <= self.epochs, "train.pretrain_epochs", self.pretrain_epochs,
+            f"in [0, train.epochs] = [0, {self.epochs}] (classification-only epochs, METHOD §6.1)",
+        )  # fmt: skip
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "at least 1 image per step")
+        _check(self.lr > 0, "train.lr", self.lr, "a positive learning rate")
+        _check(0 <= self.momentum < 1, "train.momentum", self.momentum, "in [0, 1)")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        for key in ("head_lr_mult", "head_bias_lr_mult"):
+            _check(getattr(self, key) > 0, f"train.{key}", getattr(self, key), "a positive multiplier")
+        _check(self.num_workers >= 0, "train.num_workers", self.num_workers, "0 (in-process) or more workers")
+        for key in ("max_steps_per_epoch", "val_subset", "max_failures"):
+            _check(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), ">= 0 (0: no limit / none)")
+        _check(self.val_every >= 0, "train.val_every", self.val_every, ">= 0 (0 or 1: every epoch)")
+        _check(self.figure_every >= 0, "train.figure_every", self.figure_every, ">= 0 (0: no figures)")
+        _check(bool(self.run_name.strip()), "train.run_name", self.run_name, "a non-empty name")
+
 
 # --------------------------------------------------------------------------------------------
 # infer / eval
@@ -228,6 +292,19 @@ class InferParams:
     out_dir: str = "outputs/infer"
     max_images: int = 0
 
+    def __post_init__(self) -> None:
+        _check(
+            bool(self.scales) and min(self.scales) > 0, "infer.scales", self.scales,
+            "a non-empty list of positive scale factors (METHOD §7)",
+        )  # fmt: skip
+        _check(_unit(self.fp_cut), "infer.fp_cut", self.fp_cut, "a class score threshold in [0, 1]")
+        _check(_unit(self.bg_constant), "infer.bg_constant", self.bg_constant, "a probability in [0, 1]")
+        _check(self.bg_pow > 0, "infer.bg_pow", self.bg_pow, "a positive exponent")
+        _check(self.pad_size >= 0, "infer.pad_size", self.pad_size, "0 (no padding) or a side length")
+        _check(self.max_images >= 0, "infer.max_images", self.max_images, "0 (the whole split) or more")
+        _check(bool(self.split.strip()), "infer.split", self.split, "a split name")
+        _check(bool(self.checkpoint.strip()), "infer.checkpoint", self.checkpoint, "a checkpoint file")
+
 
 @dataclass(frozen=True)
 class CRFParams:
@@ -239,6 +316,20 @@ class CRFParams:
     bilateral_compat: float = 10.0
     bg_pow: float = 5.0
     processes: int = 0  # 0: one per core
+
+    def __post_init__(self) -> None:
+        _check(self.iterations >= 1, "eval.crf_params.iterations", self.iterations, "at least 1")
+        for key in (
+            "gauss_sxy",
+            "gauss_compat",
+            "bilateral_sxy",
+            "bilateral_srgb",
+            "bilateral_compat",
+            "bg_pow",
+        ):
+            value = getattr(self, key)
+            _check(value > 0, f"eval.crf_params.{key}", value, "a positive number")
+        _check(self.processes >= 0, "eval.crf_params.processes", self.processes, "0 (one per core) or more")
 
 
 @dataclass(frozen=True)
@@ -288,8 +379,7 @@ def load_params(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"parameter file {path} does not exist")
-        with open(path) as f:
-            raw = yaml.safe_load(f) or {}
+        raw = read_yaml(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     for key, value in parse_overrides(overrides).items():
@@ -306,8 +396,34 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> 
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key=value")
-        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        parsed[key.strip()] = _parse_value(key.strip(), value) if value.strip() else ""
     return parsed
+
+
+def _parse_value(key: str, value: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"--set {key}={value}: not a YAML value ({problem})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a UTF-8 YAML file; bad encoding or syntax raises :class:`ConfigError` naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wsfcn.config import ConfigError, Params, load_params
+from wsfcn.config import ConfigError, Params, load_params, read_yaml
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,12 @@ class Experiment:
         """The run's full ``Params``: ``base`` + the run's overrides at ``setting`` + ``extra``."""
         merged = self.overrides(run, setting)
         merged.update(extra or {})
-        return load_params(base, merged)
+        try:
+            return load_params(base, merged)
+        except ConfigError as err:
+            raise ConfigError(
+                f"{self.path}: run {run!r}{f' at setting {setting!r}' if setting else ''}: {err}"
+            ) from None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -72,8 +75,9 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {path} does not exist")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    raw = read_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (name, caption, common, settings, runs)")
     allowed = {"name", "caption", "common", "settings", "runs", "setting_runs", "paper"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -113,8 +117,7 @@ def resolve_setting(path: Path, name: str, block: dict[str, Any] | None) -> dict
     base_path = path.parent / str(base)
     if not base_path.is_file():
         raise ConfigError(f"{path}: settings.{name}.base {base!r} does not exist ({base_path})")
-    with open(base_path) as f:
-        shared = yaml.safe_load(f) or {}
+    shared = read_yaml(base_path) or {}
     if not isinstance(shared, dict) or "base" in shared:
         raise ConfigError(f"{base_path}: a setting base is a flat mapping of dotted keys (no nested base)")
     return {**shared, **block}

@@ -137,6 +137,25 @@ def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
     return metrics_path, history_path
 
 
+def check_before_training(params: Params) -> None:
+    """The data check of ``wsfcn check-data`` on the train and val splits, before any epoch; skipped when
+    the files are unchanged since the last clean check (``<data>/.wsfcn-check.json``)."""
+    from wsfcn.data.check import check_once, format_problems
+    from wsfcn.data.io import default_workers
+    from wsfcn.data.prepare import DataError
+
+    folder = Path(params.data.root) / params.data.name
+    splits = list(dict.fromkeys([params.data.train_split, params.data.val_split]))
+    problems = check_once(
+        folder, splits, [params.data.train_split], workers=default_workers(), progress=False
+    )
+    if problems:
+        raise DataError(
+            f"{len(problems)} problem(s) in {folder} found before training (wsfcn check-data lists them):\n"
+            + format_problems(problems, 20)
+        )
+
+
 @dataclass(frozen=True)
 class TrainResult:
     fit: Any  # wsfcn.train.loop.FitResult
@@ -152,6 +171,7 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
 
     from wsfcn.train.checkpoints import newest_resumable
 
+    check_before_training(params)
     tracker = nullcontext()
     if params.tracking.enabled:
         from wsfcn.integrations.mlflow_log import tracked_run
@@ -164,6 +184,9 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
         result = run_fit(params, mlflow_run=mlflow_run, resume=resume, quiet=quiet)
         metrics_path, history_path = write_train_outputs(result, params)
         if run:
+            from wsfcn.train.checkpoints import record_mlflow_run
+
+            record_mlflow_run([result.last, result.best], run.uri, run.run_id)
             run.set_tags(
                 {"checkpoint.best": str(result.best.resolve()), "checkpoint.last": str(result.last.resolve())}
             )
@@ -207,9 +230,10 @@ def infer(
     """
     from wsfcn.data import build_dataset
     from wsfcn.device import resolve_device
+    from wsfcn.infer.manifest import checkpoint_record, clear_predictions
     from wsfcn.infer.options import InferOptions
     from wsfcn.infer.split import predict_split, read_split_ids
-    from wsfcn.train.checkpoints import load_model
+    from wsfcn.train.checkpoints import load_model, stored_mlflow_run
 
     cfg = params.infer
     if cfg.use_gt_labels and cfg.split == "test":
@@ -218,11 +242,14 @@ def infer(
     model, model_params, provenance = load_model(cfg.checkpoint, device=device, with_provenance=True)
     check_classes(cfg.checkpoint, model_params.data.name, params.data.name)
     dataset = build_dataset(params.data, cfg.split, train=False)
-    ids = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
-    ids = ids[: cfg.max_images] if cfg.max_images > 0 else ids
+    every = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
+    ids = every[: cfg.max_images] if cfg.max_images > 0 else every
     options = InferOptions.from_params(cfg, device=device, batch_size=batch_size)
-    info = {"split": cfg.split, "dataset": params.data.name, "checkpoint": str(cfg.checkpoint)}
+    info = {"split": cfg.split, "dataset": params.data.name, **checkpoint_record(cfg.checkpoint)}
+    info |= {"checkpoint_dataset": model_params.data.name, "mlflow_run": stored_mlflow_run(cfg.checkpoint)}
+    info |= {"split_size": len(every), "subset": len(ids) < len(every)}
     info |= {"provenance": provenance} if provenance else {}
+    clear_predictions(cfg.out_dir)  # no mask of an earlier run survives to be scored
     summary = predict_split(
         model, dataset, ids, cfg.out_dir, options=options, use_gt_labels=cfg.use_gt_labels,
         save_probabilities=cfg.save_probs or params.eval.crf, test_layout=cfg.split == "test",
@@ -254,13 +281,15 @@ def crf(
 
     from wsfcn.data import build_dataset
     from wsfcn.infer.crf import CRFJob, run_crf_jobs
+    from wsfcn.infer.manifest import clear_predictions, read_manifest
     from wsfcn.infer.options import CRFOptions
 
     src, out = Path(params.infer.out_dir), Path(out or Path(params.eval.out_dir) / "crf_masks")
+    clear_predictions(out)  # no CRF mask of an earlier run survives to be scored
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if not params.eval.crf:
         return CRFResult(out, ran=False)
-    summary = json.loads((src / "summary.json").read_text())
+    summary = read_manifest(src)
     if not (src / "probs").is_dir():
         raise FileNotFoundError(f"{src}/probs missing: run infer with eval.crf=true or infer.save_probs=true")
     dataset = build_dataset(params.data, summary["split"], train=False)
@@ -323,12 +352,18 @@ def evaluate(
     """
     from wsfcn.data import build_dataset
     from wsfcn.evaluate.folder import EvaluationError, evaluate_folder, prediction_info, write_reports
+    from wsfcn.infer.manifest import check_manifest, read_manifest
 
     pred = Path(pred or default_predictions(params))
     out = Path(params.eval.out_dir)
-    summary = json.loads((pred / "summary.json").read_text())
+    summary = read_manifest(pred)
     if summary["split"] == "test":
         raise EvaluationError("the test split has no public ground truth: submit results/VOC2012/...")
+    check_manifest(
+        summary, pred, split=params.infer.split, checkpoint=params.infer.checkpoint, dataset=params.data.name
+    )
+    if summary.get("checkpoint_dataset"):
+        check_classes(summary["checkpoint"], summary["checkpoint_dataset"], params.data.name)
     dataset = build_dataset(params.data, summary["split"], train=False)
     start = time.perf_counter()
     cm = evaluate_folder(
@@ -346,6 +381,47 @@ def evaluate(
         title = f"{info['split']}{tag}: mIoU {100 * metrics['miou']:.1f}%"
         iou_bars_png(cm.compute()["iou"], dataset.class_names, out / "iou.png", title=title)
     return EvalResult(out, metrics, info)
+
+
+def evaluation_numbers(result: EvalResult) -> tuple[dict[str, float], dict[str, str]]:
+    """The MLflow metrics (percent, as the paper) and ``eval.*`` tags of an evaluation."""
+    m, info = result.metrics, result.info
+    pct = {"mIoU": m.get("mIoU"), "PixAcc": m.get("PixAcc")}
+    pct["mIoU_fg"] = None if m.get("miou_fg") is None else round(100 * m["miou_fg"], 2)
+    pct |= {f"IoU.{name}": round(100 * v, 2) for name, v in m.get("iou", {}).items() if v is not None}
+    pct |= {"eval.num_images": info["num_images"], "eval.split_size": info["split_size"]}
+    keys = ("crf", "gt_labels_filter", "scales", "flip", "split", "subset", "checkpoint", "checkpoint_sha256")
+    settings = {k: info.get(k) for k in keys}
+    return (
+        {k: float(v) for k, v in pct.items() if v is not None},
+        {f"eval.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in settings.items()},
+    )
+
+
+def log_evaluation(result: EvalResult) -> str | None:
+    """Log an evaluation to the MLflow run that trained its checkpoint (recorded by the train stage in the
+    checkpoint and by infer in the manifest); the run id, or None when the checkpoint names no run."""
+    run = result.info.get("mlflow_run") or {}
+    if not run.get("uri") or not run.get("run_id"):
+        return None
+    from wsfcn.integrations.mlflow_log import log_evaluation as log_to_run
+
+    metrics, tags = evaluation_numbers(result)
+    files = [result.out_dir / n for n in ("metrics.json", "per_class.csv") if (result.out_dir / n).is_file()]
+    log_to_run(run["uri"], run["run_id"], metrics, tags, files)
+    return run["run_id"]
+
+
+def report_logged(name: str, log: Callable[[], str | None]) -> None:
+    """Run ``log()`` (an MLflow upload) and say on stderr where it went; a tracking failure is a warning,
+    not an error: the stage's files hold the numbers."""
+    try:
+        run_id = log()
+    except Exception as err:  # the MLflow store moved, the run was deleted ...
+        print(f"{name}: warning: not logged to MLflow ({type(err).__name__}: {err})", file=sys.stderr)
+        return
+    where = f"MLflow run {run_id}" if run_id else "no MLflow run (the checkpoint records none)"
+    print(f"{name}: logged to {where}", file=sys.stderr)
 
 
 def has_ground_truth(params: Params, ids: list[str]) -> bool:
@@ -400,7 +476,16 @@ def tables(
         path = Path(pipeline_metrics)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (run the evaluate stage first)")
-        metrics, flat = json.loads(path.read_text()), flatten(params)
+        from wsfcn.data.ids import read_json
+
+        metrics, flat = read_json(path, "metrics file"), flatten(params)
+        if isinstance(metrics, dict) and metrics.get("subset"):
+            from wsfcn.errors import InputError
+
+            raise InputError(
+                f"{path} scores a subset ({metrics.get('num_images')} of {metrics.get('split_size')} images, "
+                "infer.max_images): not a number for a table; re-run infer with infer.max_images=0"
+            )
         extra = [pipeline_runs(e, flat, metrics, path.stat().st_mtime) for e in loaded]
         frames = [f for f in (runs, *extra) if not f.empty]
         runs = pd.concat(frames, ignore_index=True) if frames else runs
@@ -430,8 +515,9 @@ def figures(
     from wsfcn.data import build_dataset
     from wsfcn.data.io import read_mask, read_rgb
     from wsfcn.evaluate.figures import qualitative_grid
+    from wsfcn.infer.manifest import read_manifest
 
-    summaries = {name: json.loads((Path(d) / "summary.json").read_text()) for name, d in runs.items()}
+    summaries = {name: read_manifest(d) for name, d in runs.items()}
     split = next(iter(summaries.values()))["split"]
     common = set.intersection(*(set(s["ids"]) - {k["id"] for k in s["skipped"]} for s in summaries.values()))
     ids = ids or sorted(random.Random(seed).sample(sorted(common), min(num, len(common))))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsfcn.data.ids import id_problem, read_json, read_text
 from wsfcn.data.io import DataFileError, image_size, labels_from_mask, map_files, read_mask, read_rgb
 
 
@@ -40,17 +41,24 @@ def read_list(path: Path) -> tuple[list[str], list[Problem]]:
     """Ids of a list file (blank lines skipped) and the problems of the list itself."""
     if not path.is_file():
         return [], [Problem(str(path), "list file missing")]
-    ids = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        ids = [line.strip() for line in read_text(path, "list file").splitlines()]
+    except DataFileError as err:
+        return [], [Problem(err.path, err.reason)]
     lines = defaultdict(list)
+    bad: list[Problem] = []
     for number, item in enumerate(ids, 1):
-        if item:
+        problem = id_problem(item.split()[0]) if item else None
+        if problem:
+            bad.append(Problem(f"{path}:{number}", f"{problem}; ids must be plain file names"))
+        elif item:
             lines[item].append(number)
-    problems = [
+    problems = bad + [
         Problem(str(path), f"duplicate id {item!r} on lines {', '.join(map(str, at))}")
         for item, at in lines.items()
         if len(at) > 1
     ]
-    if not lines:
+    if not lines and not bad:
         problems.append(Problem(str(path), "empty list (no ids)"))
     return list(lines), problems
 
@@ -113,14 +121,19 @@ def check_dataset(
     folder = Path(folder)
     index_path, labels_path = folder / "index.json", folder / "labels.json"
     try:
-        index = json.loads(index_path.read_text())
+        index = read_json(index_path, "index")
         images, masks, num_classes = index["images"], index["masks"], int(index["num_classes"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except DataFileError as err:
+        return [Problem(err.path, f"missing or invalid ({err.reason}); run the prepare stage")]
+    except (ValueError, KeyError, TypeError) as err:
         return [Problem(str(index_path), f"missing or invalid ({err}); run the prepare stage")]
     try:
-        labels = json.loads(labels_path.read_text())
-    except (OSError, ValueError) as err:
-        return [Problem(str(labels_path), f"missing or invalid ({err}); run the prepare stage")]
+        labels = read_json(labels_path, "labels file")
+    except DataFileError as err:
+        return [Problem(err.path, f"missing or invalid ({err.reason}); run the prepare stage")]
+    bad_ids = [(i, id_problem(i)) for i in images if id_problem(i)]
+    if bad_ids:
+        return [Problem(str(index_path), f"{why}; ids must be plain file names") for _, why in bad_ids]
     if splits is None:
         splits = sorted(p.stem for p in (folder / "lists").glob("*.txt"))
         if not splits:
@@ -178,3 +191,67 @@ def format_problems(problems: list[Problem], limit: int | None = None) -> str:
     if len(problems) > len(shown):
         text += f"\n... and {len(problems) - len(shown)} more"
     return text
+
+
+# --------------------------------------------------------------------------------------------
+# the check before training, cached by file fingerprints
+CHECK_STAMP = ".wsfcn-check.json"
+
+
+def data_fingerprint(folder: str | Path, splits: list[str], train_splits: list[str]) -> str:
+    """sha256 over (name, size, mtime) of index.json, labels.json, the lists and every image and mask they
+    list; "" when the index cannot be read (then nothing is cached)."""
+    import hashlib
+
+    folder = Path(folder)
+    try:
+        index = read_json(folder / "index.json", "index")
+        images, masks = index["images"], index["masks"]
+        ids = [i for s in splits for i in read_text(folder / "lists" / f"{s}.txt").split()]
+    except (DataFileError, KeyError, TypeError):
+        return ""
+    digest = hashlib.sha256(json.dumps([sorted(splits), sorted(train_splits)]).encode())
+    files = [folder / "index.json", folder / "labels.json", *(folder / "lists" / f"{s}.txt" for s in splits)]
+    files += [resolve(folder, p) for i in ids for p in (images.get(i), masks.get(i)) if p]
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            return ""
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def check_once(
+    folder: str | Path,
+    splits: list[str],
+    train_splits: list[str],
+    *,
+    workers: int = 1,
+    progress: bool = False,
+) -> list[Problem]:
+    """:func:`check_dataset` (images decoded), skipped when ``<folder>/.wsfcn-check.json`` records a clean
+    check of files with the same fingerprints (size + mtime); a clean result is recorded there."""
+    folder = Path(folder)
+    stamp = folder / CHECK_STAMP
+    want = data_fingerprint(folder, splits, train_splits)
+    if want and stamp.is_file():
+        try:
+            if read_json(stamp).get("fingerprint") == want:
+                return []
+        except (DataFileError, AttributeError):
+            pass
+    problems = check_dataset(folder, splits, train_splits, workers=workers, progress=progress)
+    if not problems and want:
+        record_clean(folder, splits, train_splits, want)
+    return problems
+
+
+def record_clean(
+    folder: str | Path, splits: list[str], train_splits: list[str], fingerprint: str = ""
+) -> None:
+    """Record in ``<folder>/.wsfcn-check.json`` that ``splits`` passed :func:`check_dataset` as they are."""
+    fingerprint = fingerprint or data_fingerprint(folder, splits, train_splits)
+    if fingerprint:
+        record = {"fingerprint": fingerprint, "splits": splits, "train_splits": train_splits}
+        (Path(folder) / CHECK_STAMP).write_text(json.dumps(record))

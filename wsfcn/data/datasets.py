@@ -9,7 +9,6 @@ Image-level labels come from ``labels.json``, i.e. from the un-cropped mask (MET
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from pathlib import Path
@@ -20,17 +19,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 from torch.utils.data._utils.collate import default_collate
 
-from wsfcn.config import DataParams
+from wsfcn.config import ConfigError, DataParams
 from wsfcn.data.classes import CLASS_NAMES, IGNORE_INDEX
-from wsfcn.data.io import read_mask, read_rgb
+from wsfcn.data.ids import check_id, read_json, read_text
+from wsfcn.data.io import DataFileError, read_mask, read_rgb
 from wsfcn.data.transforms import EvalTransform, TrainTransform
 
 
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run the prepare stage (wsfcn prepare) first")
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path, "prepared-data file")
 
 
 class SegmentationDataset(Dataset):
@@ -63,26 +62,33 @@ class SegmentationDataset(Dataset):
         if not list_path.is_file():
             have = sorted(p.stem for p in (self.folder / "lists").glob("*.txt"))
             raise FileNotFoundError(f"{list_path} is missing (split {split!r}; prepared splits: {have})")
-        self.ids = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+        self.ids = [line.strip() for line in read_text(list_path, "split list").splitlines() if line.strip()]
+        for number, image_id in enumerate(self.ids, 1):
+            check_id(image_id, f"{list_path} (id {number})")
         if not self.ids:
-            raise ValueError(f"{list_path} lists no images")
+            raise DataFileError(list_path, "split list lists no images")
         index = _read_json(self.folder / "index.json")
+        if not isinstance(index, dict) or not isinstance(index.get("images"), dict):
+            raise DataFileError(self.folder / "index.json", "not a prepared index (no 'images' mapping)")
         if index.get("num_classes") != num_classes:
-            raise ValueError(f"{self.folder / 'index.json'} has num_classes={index.get('num_classes')}, "
-                             f"expected {num_classes}")  # fmt: skip
+            raise DataFileError(self.folder / "index.json", f"has num_classes={index.get('num_classes')}, "
+                                f"expected {num_classes}")  # fmt: skip
         self._images, self._masks = index["images"], index.get("masks", {})
         missing = [i for i in self.ids if i not in self._images]
         if missing:
-            raise KeyError(f"{list_path}: {len(missing)} ids not in index.json, e.g. {missing[:3]}")
+            raise DataFileError(list_path, f"{len(missing)} ids not in index.json, e.g. {missing[:3]}")
         self._labels: dict[str, list[int]] = _read_json(self.folder / "labels.json")
+        if not isinstance(self._labels, dict):
+            raise DataFileError(self.folder / "labels.json", "not a mapping of id -> class ids")
         names = CLASS_NAMES.get(index.get("dataset", ""), [])
         self.class_names = names if len(names) == num_classes else [f"class_{c}" for c in range(num_classes)]
         if train:
             unlabelled = [i for i in self.ids if not self._labels.get(i)]
             if unlabelled:
-                raise ValueError(
-                    f"split {split!r} of {self.folder}: {len(unlabelled)} training images have no "
-                    f"foreground label, e.g. {unlabelled[:3]}"
+                raise DataFileError(
+                    self.folder / "labels.json",
+                    f"{len(unlabelled)} training images of split {split!r} have no foreground label, "
+                    f"e.g. {unlabelled[:3]}",
                 )
             self.transform = TrainTransform(
                 crop_size, scale_min=scale_min, scale_max=scale_max, flip=flip, color_jitter=color_jitter
@@ -109,14 +115,17 @@ class SegmentationDataset(Dataset):
         labels = [int(c) for c in self._labels.get(image_id, [])]
         bad = [c for c in labels if not 0 < c < self.num_classes]
         if bad:
-            raise ValueError(f"labels.json: {image_id} has class ids {bad} outside 1..{self.num_classes - 1}")
+            raise DataFileError(
+                self.folder / "labels.json",
+                f"{image_id} has class ids {bad} outside 1..{self.num_classes - 1}",
+            )
         return labels
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_id = self.ids[index]
         labels = self.labels_of(image_id)
         if self.train and not labels:
-            raise ValueError(f"training image {image_id} has no foreground label in labels.json")
+            raise DataFileError(self.folder / "labels.json", f"training image {image_id} has no fg label")
         image = read_rgb(self.image_path(image_id))
         mask_path = self.mask_path(image_id)
         if mask_path is None:
@@ -124,7 +133,7 @@ class SegmentationDataset(Dataset):
         else:
             mask = read_mask(mask_path)
             if mask.shape != image.shape[:2]:
-                raise ValueError(f"{mask_path}: mask size {mask.shape} differs from image {image.shape[:2]}")
+                raise DataFileError(mask_path, f"mask size {mask.shape} differs from image {image.shape[:2]}")
         image_t, raw_t, mask_t = self.transform(image, mask, self.rng)
         multi_hot = torch.zeros(self.num_classes - 1)
         multi_hot[[c - 1 for c in labels]] = 1.0
@@ -206,8 +215,8 @@ def build_loader(
     """
     dataset = build_dataset(data, split, train, seed=seed * 1009 + rank)
     if train and len(dataset) // world_size < batch_size:
-        raise ValueError(f"split {split!r} has {len(dataset)} images: too few for batch_size {batch_size} "
-                         f"x {world_size} replicas with drop_last")  # fmt: skip
+        raise ConfigError(f"train.batch_size={batch_size}: split {split!r} has {len(dataset)} images, "
+                          f"too few for {world_size} replica(s) with drop_last")  # fmt: skip
     workers = resolve_workers(data.loader_workers if num_workers is None else num_workers)
     sampler = None
     if world_size > 1:

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from wsfcn.data.check import Problem, check_dataset, format_problems
+from wsfcn.data.check import Problem, check_dataset, format_problems, record_clean
 from wsfcn.data.classes import CLASS_NAMES, num_classes
 from wsfcn.data.download import DownloadError, ensure_source, locate_source
 from wsfcn.data.index import DatasetIndex
@@ -163,6 +163,7 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
             f"{len(problems)} problem(s) in {out} (all listed in {report}):\n{format_problems(problems, 30)}"
         )
     report.unlink(missing_ok=True)
+    record_clean(out, [data.train_split, data.val_split], [data.train_split])  # the train stage's check
     return out
 
 

@@ -96,6 +96,10 @@ def prediction_info(summary: dict[str, Any]) -> dict[str, Any]:
         "scales": settings.get("scales"),
         "flip": settings.get("flip"),
         "checkpoint": summary.get("checkpoint"),
+        "checkpoint_sha256": summary.get("checkpoint_sha256"),
+        "subset": bool(summary.get("subset")),
+        "split_size": summary.get("split_size", len(summary["ids"])),
+        "mlflow_run": summary.get("mlflow_run") or {},
         **({"provenance": summary["provenance"]} if summary.get("provenance") else {}),
     }
 

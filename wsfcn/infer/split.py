@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from torch import nn
 from tqdm import tqdm
 
-from wsfcn.data.io import read_rgb, write_mask
+from wsfcn.data.ids import read_ids
+from wsfcn.data.io import DataFileError, read_rgb, write_mask
 from wsfcn.infer.crf import save_probs
 from wsfcn.infer.multiscale import predict_image, probs_to_mask
 from wsfcn.infer.options import InferOptions
@@ -47,9 +48,9 @@ def read_split_ids(list_path: str | Path) -> list[str]:
     path = Path(list_path)
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} does not exist (run the prepare stage first)")
-    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    ids = read_ids(path)
     if not ids:
-        raise ValueError(f"split list {path} is empty")
+        raise DataFileError(path, "split list is empty")
     return ids
 
 

@@ -32,6 +32,9 @@ BATCH = 100  # MLflow's limit of params per log_batch call
 # still opens the view of its GenAI / Model-training switch; ?workflowType=machine_learning flips it.)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# the quick validation numbers of an epoch are fractions (as history.csv); MLflow also gets them in percent,
+# the unit of the final mIoU / PixAcc the evaluate stage logs
+PERCENT_COPIES = {"val_mIoU": "val_mIoU_percent", "val_pixacc": "val_PixAcc_percent"}
 
 
 def resolve_uri(uri: str, root: str | Path | None = None) -> str:
@@ -152,11 +155,15 @@ class MLflowReporter:
     def __call__(self, report: dict[str, Any]) -> None:
         step = int(report.get("epoch", 0))
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(k, float(v), now, step)
+        numbers = {
+            k: float(v)
             for k, v in report.items()
             if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None
-        ]
+        }
+        for fraction, percent in PERCENT_COPIES.items():  # the paper's unit beside the fraction
+            if fraction in numbers:
+                numbers[percent] = round(100.0 * numbers[fraction], 4)
+        metrics = [Metric(k, v, now, step) for k, v in numbers.items()]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
         if report.get("figure"):
@@ -256,3 +263,19 @@ def log_artifact(
     if metrics:
         reporter({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
     return True
+
+
+def log_evaluation(
+    uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str], files: list[str | Path] = ()
+) -> None:
+    """The evaluate stage's final numbers (percent) and settings on the training's run ``run_id``.
+
+    Metrics at step 0; the settings that produced them as ``eval.*`` tags (a run's params are fixed once
+    logged, and one checkpoint may be evaluated with CRF, §, other scales ...); ``files`` under ``eval/``.
+    """
+    reporter = MLflowReporter(uri, run_id)
+    reporter.client.get_run(run_id)  # raises when the run is gone
+    reporter.log_metrics(metrics)
+    reporter.set_tags(tags)
+    for path in files:
+        reporter.log_artifact(path, "eval")

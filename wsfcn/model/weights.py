@@ -167,20 +167,39 @@ def _listing(keys: list[str]) -> str:
     return ", ".join(keys[:_SHOWN]) + more
 
 
+def unsafe_reason(path: str | Path, err: BaseException, what: str = "checkpoint") -> str:
+    """Why a checkpoint was refused by the safe (``weights_only``) loader, without torch's advice to
+    load it unsafely."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    what = f" (it references {found.group(1)})" if found else ""
+    return (
+        f"{what} {path} is refused: it holds pickled objects other than tensors and plain values{what}, "
+        "and loading those could run code. Only load files you trust; wsfcn never loads them unsafely"
+    )
+
+
+def unreadable_reason(err: BaseException) -> str:
+    """A short reason for a checkpoint that torch cannot read (truncated or not a torch file)."""
+    text = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+    if "zip archive" in text or "central directory" in text or isinstance(err, EOFError):
+        return "truncated or corrupt (incomplete zip archive)"
+    return f"not a torch checkpoint file ({type(err).__name__}: {text[:120]})"
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` (weights_only); unwrap a ``state_dict``/``model`` entry and a
     uniform DataParallel ``module.`` prefix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weight file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: empty weight file (0 bytes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise WeightsError(
-            f"{path}: refused (not a plain tensor file under weights_only=True): {err}"
-        ) from err
+    except pickle.UnpicklingError as err:  # torch's text advises weights_only=False: never pass it on
+        raise WeightsError(unsafe_reason(path, err, "weight file")) from None
     except Exception as err:  # zip/pickle corruption surfaces as various exception types
-        raise WeightsError(f"{path}: cannot read weight file: {err}") from err
+        raise WeightsError(f"{path}: cannot read weight file: {unreadable_reason(err)}") from None
     if isinstance(obj, Mapping):
         for entry in ("state_dict", "model"):
             if entry in obj and isinstance(obj[entry], Mapping):

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -29,6 +30,7 @@ from torch import nn
 from wsfcn.config import Params
 from wsfcn.data.classes import num_classes as dataset_classes
 from wsfcn.errors import InputError
+from wsfcn.model.weights import unreadable_reason, unsafe_reason
 from wsfcn.params_io import StoredParamsError, fingerprint, params_from_dict, params_to_dict
 
 FORMAT = "wsfcn-checkpoint"
@@ -193,10 +195,14 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is an empty file (0 bytes)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as err:  # truncated zip, pickle error, unsafe global ...
-        raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
+    except pickle.UnpicklingError as err:  # torch's text advises weights_only=False: never pass it on
+        raise CheckpointError(unsafe_reason(path, err)) from None
+    except Exception as err:  # truncated zip, not a torch file ...
+        raise CheckpointError(f"checkpoint {path} cannot be read: {unreadable_reason(err)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a wsfcn checkpoint (no format={FORMAT!r} entry)")
     if state.get("version", 0) > VERSION:
@@ -234,6 +240,30 @@ def load_model(
     if with_provenance:
         return model, params, dict(state.get("provenance") or {})
     return model, params
+
+
+def stored_mlflow_run(path: str | Path) -> dict[str, str]:
+    """The ``{"uri", "run_id"}`` of the MLflow run that trained ``path`` ({} when none was recorded)."""
+    run = load_checkpoint(path, mmap=True).get("mlflow_run") or {}
+    return {k: str(run[k]) for k in ("uri", "run_id") if run.get(k)} if isinstance(run, dict) else {}
+
+
+def record_mlflow_run(paths: list[str | Path], uri: str, run_id: str) -> None:
+    """Store the training's MLflow run (plain strings) in each checkpoint of ``paths`` (rewritten atomically),
+    so that the evaluate stage logs its numbers to that run."""
+    done: dict[tuple[int, int], Path] = {}
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            continue
+        stat = p.stat()
+        if (stat.st_dev, stat.st_ino) in done:  # best.pt hard-linked to last.pt: write once, link again
+            link_or_copy(done[(stat.st_dev, stat.st_ino)], p)
+            continue
+        state = load_checkpoint(p)
+        state["mlflow_run"] = {"uri": str(uri), "run_id": str(run_id)}
+        atomic_torch_save(state, p)
+        done[(stat.st_dev, stat.st_ino)] = p
 
 
 def newest_resumable(paths: list[str | Path], want: str) -> tuple[Path, dict] | None:
