@@ -21,6 +21,7 @@ RESUME_NEUTRAL = (
     "train.epochs",
     "train.num_workers",
     "train.ray_address",
+    "train.storage",
     "train.device",
     "train.use_gpu",
     "train.out_dir",
