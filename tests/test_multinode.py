@@ -8,7 +8,7 @@ and its gRPC servers listen on every interface; nothing else is reachable from o
 
 * a two-trial sweep (``pipeline/ablate.py --quiet``) whose trials run on different nodes, with Tune's
   results on S3 and the child runs on the tracking server;
-* a 2-worker Ray Train run, one worker per node, whose rank-1 worker process dies in epoch 2: the
+* a 2-worker Ray Train run, one worker per node, whose rank-1 worker process dies in epoch 3: the
   group restarts and resumes from the checkpoint on S3 (each node has its own ``out_dir``, and the
   restarted rank 0 finds no ``last.pt`` on its disk), and the driver fetches the final state.
 """
@@ -170,7 +170,8 @@ def test_two_trial_sweep_runs_one_trial_per_node_with_storage_on_s3(cluster, tmp
 
 def node_local_loop(config: dict) -> None:
     """train_loop_per_worker with a per-node ``out_dir`` (a node's local disk); rank 1 exits hard at the
-    start of epoch 2 the first time, and a restarted worker finds its node's ``last.pt`` gone."""
+    start of epoch 3 the first time (Ray registers a checkpoint up to one report late: epoch 1's is
+    surely on S3 by then), and a restarted worker finds its node's ``last.pt`` gone."""
     import ray
     import ray.train
 
@@ -190,7 +191,7 @@ def node_local_loop(config: dict) -> None:
     real = wsfcn.train.loop.train_one_epoch
 
     def maybe_crash(*args, **kwargs):
-        if kwargs["epoch"] == 2 and rank == 1 and not (marks / "crashed").exists():
+        if kwargs["epoch"] == 3 and rank == 1 and not (marks / "crashed").exists():
             (marks / "crashed").touch()
             os._exit(1)
         return real(*args, **kwargs)
