@@ -27,6 +27,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group ``pgid``, from /proc."""
     members = []

@@ -20,14 +20,13 @@ import copy
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from services import free_port, http_ok, service, stop_session, wait_until
+from services import free_port, http_ok, port_open, service, stop_session, wait_until
 from test_mlflow_server import server_command
 from tiny_training import prepare_tiny_data, tiny_params
 
@@ -59,11 +58,6 @@ def environment(s3_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("AWS_")}
     return env | AWS | {"AWS_ENDPOINT_URL": s3_url, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT),
                         "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-
-
-def port_open(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
 
 
 def alive_nodes(address: str) -> list[str]:
