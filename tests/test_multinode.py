@@ -185,6 +185,9 @@ def node_local_loop(config: dict) -> None:
     real = wsfcn.train.loop.train_one_epoch
 
     def maybe_crash(*args, **kwargs):
+        import torch
+
+        (marks / f"threads-{rank}").write_text(str(torch.get_num_threads()))
         if kwargs["epoch"] == 3 and rank == 1 and not (marks / "crashed").exists():
             (marks / "crashed").touch()
             os._exit(1)
@@ -241,6 +244,8 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     first = {p.name.split("-")[1]: p.name.split("-", 3)[3] for p in marks.glob("start-*-0-*")}
     assert set(first) == {"0", "1"} and set(first.values()) == set(cluster["nodes"])  # one per node
     assert list(marks.glob("start-0-1-*")), "the worker group was not restarted"
+    # 1 thread each: the CPU Ray granted (alone on its node, the machine's 2 cores would give 2)
+    assert [(marks / f"threads-{rank}").read_text() for rank in (0, 1)] == ["1", "1"]
 
     last = tmp_path / "out" / "last.pt"
     assert not last.exists()  # rank 0 wrote last.pt on its node's disk only
