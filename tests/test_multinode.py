@@ -252,7 +252,9 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     assert ray_train.fetch_last(checkpoint, last, fingerprint(params))  # the driver gets it from S3
     result = FitResult.from_checkpoint(last)
     assert result.epochs == 3 and [e["epoch"] for e in result.history] == [1, 2, 3]
-    assert load_checkpoint(last)["metrics"]["resumed_from"] >= 1  # from the checkpoint on S3
+    state = load_checkpoint(last)
+    assert state["metrics"]["resumed_from"] >= 1  # from the checkpoint on S3
+    assert (tmp_path / "out" / "best.pt").is_file() == (state["metrics"]["best_epoch"] in (None, 3))
     assert any("/checkpoint_" in k for k in s3_keys(cluster["s3"], "train/ray2/"))
     history = MlflowClient(url).get_metric_history(run_id, "loss")
     assert sorted({m.step for m in history}) == [1, 2, 3]

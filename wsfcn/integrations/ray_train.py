@@ -35,6 +35,7 @@ from wsfcn.integrations.ray_cluster import (
 from wsfcn.params_io import params_from_dict, params_to_dict
 from wsfcn.train.checkpoints import link_or_copy
 from wsfcn.train.loop import NonFiniteLossError
+from wsfcn.train.loop import _repair_best as repair_best
 
 Report = Callable[[dict], None]
 Fit = Callable[..., Any]
@@ -193,7 +194,8 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str) -> bool:
 
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
-    downloaded (``Checkpoint.to_directory``) and put in its place.
+    downloaded (``Checkpoint.to_directory``) and put in its place; ``best.pt`` follows when the
+    last epoch is the best one (an earlier best stays on rank 0's node).
     """
     from wsfcn.train.checkpoints import newest_resumable
 
@@ -210,6 +212,7 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str) -> bool:
         last.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder / CKPT_NAME), str(last.with_suffix(".fetched")))
         os.replace(last.with_suffix(".fetched"), last)
+        repair_best(last.parent / "best.pt", last, fetched[1])  # best.pt = last.pt when the last epoch won
         return True
     finally:
         shutil.rmtree(folder, ignore_errors=True)
