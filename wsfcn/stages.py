@@ -94,7 +94,7 @@ def run_fit(
         params, fit=fit, fresh=fresh, mlflow_run=mlflow_run, resume=resume, quiet=quiet,
         resources=worker_resources, inside_tune=inside_tune,
     )  # fmt: skip
-    fetch_last(checkpoint, last, fingerprint(params))  # rank 0 may have run on another node
+    fetch_last(checkpoint, last, fingerprint(params), epochs=params.train.epochs)  # rank 0: another node?
     return FitResult.from_checkpoint(last)
 
 

@@ -10,8 +10,8 @@ dead worker group from the newest of the two, and re-running the same ``train.ru
 ``train.storage`` (default ``<out_dir>/ray``; a shared folder or ``s3://…`` on a cluster), so a
 worker group restarted on another node resumes from there, and the driver fetches the newest one
 when rank 0's ``last.pt`` was written on another node (:func:`fetch_last`). The MLflow and Ray
-reporting happen inside the workers; only rank 0 logs to MLflow. Inside a Ray Tune trial (``inside_tune``) the
-epoch reports also reach Tune and the workers get explicit ``resources``.
+reporting happen inside the workers; only rank 0 logs to MLflow. Inside a Ray Tune trial
+(``inside_tune``) the epoch reports also reach Tune and the workers get explicit ``resources``.
 """
 
 from __future__ import annotations
@@ -189,13 +189,14 @@ def run_storage(params: Params) -> str:
     return params.train.storage or str(Path(params.train.out_dir) / "ray")
 
 
-def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str) -> bool:
+def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: int = 0) -> bool:
     """Make ``last`` (the driver's ``last.pt``) the newest state of the run; True if it was fetched.
 
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
     downloaded (``Checkpoint.to_directory``) and put in its place; ``best.pt`` follows when the
-    last epoch is the best one (an earlier best stays on rank 0's node).
+    last epoch is the best one (an earlier best stays on rank 0's node). A local ``last.pt`` that
+    already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
     """
     from wsfcn.train.checkpoints import newest_resumable
 
@@ -203,6 +204,8 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str) -> bool:
         return False
     last = Path(last)
     here = newest_resumable([last], fingerprint)
+    if here is not None and epochs and here[1]["epoch"] >= epochs:
+        return False
     folder = Path(tempfile.mkdtemp(prefix="wsfcn-fetch-"))
     try:
         checkpoint.to_directory(str(folder))
