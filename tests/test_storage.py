@@ -44,3 +44,41 @@ def test_a_node_without_the_prepared_data_gets_a_clear_message(tmp_path):
     (tmp_path / "data" / "synthetic").mkdir(parents=True)
     (tmp_path / "data" / "synthetic" / "index.json").write_text("{}")
     check_data_visible(tmp_path / "data", "synthetic")
+
+
+class FakeCheckpoint:
+    """A Ray checkpoint stand-in: ``to_directory`` copies one ``checkpoint.pt`` (counting calls)."""
+
+    def __init__(self, source):
+        self.source, self.calls = source, 0
+
+    def to_directory(self, folder: str) -> str:
+        import shutil
+        from pathlib import Path
+
+        self.calls += 1
+        shutil.copy(self.source, Path(folder) / "checkpoint.pt")
+        return folder
+
+
+@pytest.mark.slow  # a 1-epoch tiny fit: 28 s here under load 6-8
+def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_path):
+    from tiny_training import prepare_tiny_data, tiny_params
+
+    from wsfcn.integrations.ray_train import fetch_last
+    from wsfcn.params_io import fingerprint
+    from wsfcn.train.checkpoints import load_checkpoint
+    from wsfcn.train.loop import fit
+
+    params = tiny_params(prepare_tiny_data(tmp_path), tmp_path / "node", train__epochs=1)
+    fit(params, report=lambda metrics: None, quiet=True)  # rank 0's node: node/last.pt after 1 epoch
+    ray_checkpoint = FakeCheckpoint(tmp_path / "node" / "last.pt")
+    last = tmp_path / "driver" / "last.pt"
+    assert fetch_last(ray_checkpoint, last, fingerprint(params))
+    state = load_checkpoint(last)
+    assert state["epoch"] == 1
+    assert (last.parent / "best.pt").is_file() == (state["metrics"]["best_epoch"] in (None, 1))
+    assert not fetch_last(ray_checkpoint, last, fingerprint(params))  # not newer than the local one
+    assert not fetch_last(ray_checkpoint, last, fingerprint(params), epochs=1)
+    assert ray_checkpoint.calls == 2  # the last call downloaded nothing
+    assert not fetch_last(ray_checkpoint, tmp_path / "other" / "last.pt", "another-fingerprint")
