@@ -27,6 +27,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group ``pgid``, from /proc."""
     members = []
@@ -55,6 +61,32 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
     proc.wait(timeout=10)
 
 
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid`` (Ray starts workers in their own groups)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session, ...
+            members.append(int(stat.parent.name))
+    return members
+
+
+def stop_session(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """:func:`stop_group`, then SIGKILL every process left in ``proc``'s session (``ray start``)."""
+    stop_group(proc, grace_s)
+    for _ in range(50):
+        pids = session_members(proc.pid)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
 def wait_until(
     ready: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str, timeout_s: float
 ) -> float:
@@ -79,12 +111,15 @@ def http_ok(url: str, body: str | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def service(command: list[str], *, log: Path, cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """Run ``command`` in its own session while the block runs; stop its whole process group after."""
+def service(
+    command: list[str], *, log: Path, cwd: Path, env: dict[str, str], stop: Callable = stop_group
+) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own session while the block runs; ``stop`` it after (its process group;
+    :func:`stop_session` for what starts processes in groups of their own)."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
     try:
         yield proc
     finally:
-        stop_group(proc)
+        stop(proc)

@@ -240,6 +240,7 @@ class TrainParams:
     deterministic: bool = False
     num_workers: int = 0  # Ray Train workers; 0 = in-process
     ray_address: str = ""
+    storage: str = ""  # Ray checkpoints, Tune results: "" = <out_dir>/ray | shared folder | s3://b/prefix
     use_gpu: bool = False
     amp: Literal["none", "bf16"] = "none"
     channels_last: bool = False

@@ -21,6 +21,7 @@ RESUME_NEUTRAL = (
     "train.epochs",
     "train.num_workers",
     "train.ray_address",
+    "train.storage",
     "train.device",
     "train.compile",  # how the step runs, not what it trains
     "train.use_gpu",

@@ -85,15 +85,16 @@ def run_fit(
 
         reporter = MLflowReporter(*mlflow_run) if mlflow_run else None
         return fit(params, report=chain(report, reporter), resume=resume, quiet=quiet)
-    from wsfcn.integrations.ray_train import launch_torch_trainer
+    from wsfcn.integrations.ray_train import fetch_last, launch_torch_trainer
 
     params = absolute_paths(params)
     last = Path(params.train.out_dir) / "last.pt"
     fresh = not resume or newest_resumable([last], fingerprint(params)) is None
-    launch_torch_trainer(
+    checkpoint = launch_torch_trainer(
         params, fit=fit, fresh=fresh, mlflow_run=mlflow_run, resume=resume, quiet=quiet,
         resources=worker_resources, inside_tune=inside_tune,
     )  # fmt: skip
+    fetch_last(checkpoint, last, fingerprint(params), epochs=params.train.epochs)  # rank 0: another node?
     return FitResult.from_checkpoint(last)
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
+from pathlib import Path
+
+from wsfcn.errors import InputError
 
 
 def machine_cores() -> int:
@@ -64,3 +69,54 @@ def granted_cpus(default: int | None = None) -> int:
     except Exception:  # not inside Ray
         pass
     return max(1, default if default is not None else machine_cores())
+
+
+def storage_location(storage: str, *parts: str) -> tuple[str, object | None]:
+    """``(storage_path, storage_filesystem)`` for Ray's ``RunConfig``, with ``parts`` joined on.
+
+    A URI (``s3://bucket/prefix``, ``gs://…``) is resolved once here through pyarrow, as Ray
+    itself would: query options such as ``?endpoint_override=http://host:9000`` and the
+    ``AWS_ENDPOINT_URL`` / ``AWS_*`` environment reach the filesystem, which Ray pickles to every
+    node. A local path (a shared folder on every node) is made absolute; its filesystem is None.
+    """
+    if "://" in storage:
+        import posixpath
+
+        import pyarrow.fs
+
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(storage)
+        return posixpath.join(path, *parts), filesystem
+    return str(Path(storage, *parts).resolve()), None
+
+
+def remove_storage(storage: str, *parts: str) -> None:
+    """Delete the folder ``parts`` under ``storage`` (a local path or URI), if it exists."""
+    path, filesystem = storage_location(storage, *parts)
+    if filesystem is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    import pyarrow.fs
+
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+        filesystem.delete_dir(path)
+
+
+def node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    except Exception:  # not inside Ray
+        return ""
+
+
+def check_data_visible(root: str | Path, name: str) -> None:
+    """Raise ``InputError`` naming this host when the prepared ``root/name`` is not on this node."""
+    folder = Path(root) / name
+    if not (folder / "index.json").is_file():
+        raise InputError(
+            f"node {socket.gethostname()} ({node_id() or 'no Ray'}) cannot see the prepared data "
+            f"{folder}/index.json: put data.root on storage every node mounts, or run `dvc pull` "
+            "(then the prepare stage) on each node"
+        )

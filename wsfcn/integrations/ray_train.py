@@ -6,9 +6,12 @@ gloo on CPUs or NCCL on GPUs (used when the cluster has them and ``train.device`
 Each worker sets its torch threads from the CPUs Ray granted it on its own node. Kill safety: rank
 0 writes ``<out_dir>/last.pt`` and hands a copy to Ray every epoch; ``FailureConfig`` restarts a
 dead worker group from the newest of the two, and re-running the same ``train.run_name`` resumes
-(Train V2 keys the run by ``RunConfig(name, storage_path)``). The MLflow and Ray reporting happen
-inside the workers; only rank 0 logs to MLflow. Inside a Ray Tune trial (``inside_tune``) the
-epoch reports also reach Tune and the workers get explicit ``resources``.
+(Train V2 keys the run by ``RunConfig(name, storage_path)``). Ray's checkpoints live on
+``train.storage`` (default ``<out_dir>/ray``; a shared folder or ``s3://…`` on a cluster), so a
+worker group restarted on another node resumes from there, and the driver fetches the newest one
+when rank 0's ``last.pt`` was written on another node (:func:`fetch_last`). The MLflow and Ray
+reporting happen inside the workers; only rank 0 logs to MLflow. Inside a Ray Tune trial
+(``inside_tune``) the epoch reports also reach Tune and the workers get explicit ``resources``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from wsfcn.config import Params
-from wsfcn.integrations.ray_cluster import granted_cpus, machine_cores, start_ray
+from wsfcn.integrations.ray_cluster import (
+    check_data_visible,
+    granted_cpus,
+    machine_cores,
+    remove_storage,
+    start_ray,
+    storage_location,
+)
 from wsfcn.params_io import params_from_dict, params_to_dict
 from wsfcn.train.checkpoints import link_or_copy
 from wsfcn.train.loop import NonFiniteLossError
+from wsfcn.train.loop import _repair_best as repair_best
 
 Report = Callable[[dict], None]
 Fit = Callable[..., Any]
@@ -75,6 +86,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
         os.environ["LOCAL_RANK"] = str(ray.train.torch.get_device().index)
     params = params_from_dict(config["params"], source="train_loop_config")
+    check_data_visible(params.data.root, params.data.name)  # before DDP: a clear error, not a hang
     reporters: list[Report] = []
     if ctx.get_world_rank() == 0 and config.get("mlflow_run"):
         from wsfcn.integrations.mlflow_log import MLflowReporter
@@ -128,20 +140,22 @@ def launch_torch_trainer(
     resources: dict[str, float] | None = None,
     inside_tune: bool = False,
     loop: Callable[[dict], None] = train_loop_per_worker,
-) -> None:
+) -> Any:
     """Run ``fit`` on ``train.num_workers`` Ray Train workers; paths in ``params`` must be absolute.
 
     ``fresh``: no resumable ``last.pt`` exists, so a stale Ray snapshot of the same run name is
-    removed first. ``loop`` is the worker body (tests wrap :func:`train_loop_per_worker`). Raises
-    the workers' error, or :class:`NonFiniteLossError` when the loss stopped being finite.
+    removed first. ``loop`` is the worker body (tests wrap :func:`train_loop_per_worker`). Returns
+    the run's latest Ray checkpoint (on ``train.storage``, see :func:`fetch_last`); raises the
+    workers' error, or :class:`NonFiniteLossError` when the loss stopped being finite.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     tp = params.train
-    storage = Path(tp.out_dir) / "ray"
+    storage = run_storage(params)
     if fresh:
-        shutil.rmtree(storage / tp.run_name, ignore_errors=True)
+        remove_storage(storage, tp.run_name)
+    storage_path, filesystem = storage_location(storage)
     cluster = start_ray(tp.ray_address, quiet=quiet)
     callbacks = []
     if inside_tune:
@@ -155,7 +169,8 @@ def launch_torch_trainer(
         scaling_config=scaling(params, cluster, resources),
         run_config=RunConfig(
             name=tp.run_name,
-            storage_path=str(storage),
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
             failure_config=FailureConfig(max_failures=tp.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -166,3 +181,41 @@ def launch_torch_trainer(
         raise result.error
     if (result.metrics or {}).get("error"):
         raise NonFiniteLossError(result.metrics["error"])
+    return result.checkpoint
+
+
+def run_storage(params: Params) -> str:
+    """Where Ray Train keeps the run ``train.run_name``: ``train.storage``, else ``<out_dir>/ray``."""
+    return params.train.storage or str(Path(params.train.out_dir) / "ray")
+
+
+def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: int = 0) -> bool:
+    """Make ``last`` (the driver's ``last.pt``) the newest state of the run; True if it was fetched.
+
+    Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
+    here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
+    downloaded (``Checkpoint.to_directory``) and put in its place; ``best.pt`` follows when the
+    last epoch is the best one (an earlier best stays on rank 0's node). A local ``last.pt`` that
+    already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
+    """
+    from wsfcn.train.checkpoints import newest_resumable
+
+    if checkpoint is None:
+        return False
+    last = Path(last)
+    here = newest_resumable([last], fingerprint)
+    if here is not None and epochs and here[1]["epoch"] >= epochs:
+        return False
+    folder = Path(tempfile.mkdtemp(prefix="wsfcn-fetch-"))
+    try:
+        checkpoint.to_directory(str(folder))
+        fetched = newest_resumable([folder / CKPT_NAME], fingerprint)
+        if fetched is None or (here is not None and here[1]["epoch"] >= fetched[1]["epoch"]):
+            return False
+        last.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder / CKPT_NAME), str(last.with_suffix(".fetched")))
+        os.replace(last.with_suffix(".fetched"), last)
+        repair_best(last.parent / "best.pt", last, fetched[1])  # best.pt = last.pt when the last epoch won
+        return True
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

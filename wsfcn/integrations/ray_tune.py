@@ -2,7 +2,8 @@
 
 The sweep (:mod:`wsfcn.sweep.driver`) decides what a trial does and what it needs; this module only
 runs it under Tune: ``body(trial_id, report)`` inside a function trainable with
-``resources(trial_id)``, at most ``max_concurrent`` at once, results under ``storage``/tune. A
+``resources(trial_id)``, at most ``max_concurrent`` at once, results under ``storage``/``name``
+(a local path or an object-store URI, as ``train.storage``). A
 trial that raises is FAILED and is not retried (``max_failures=0``); the others go on. Ray must be
 started first (:func:`wsfcn.integrations.ray_cluster.start_ray`).
 """
@@ -52,10 +53,18 @@ def run_grid(
     *,
     max_concurrent: int = 0,
     quiet: bool = True,
+    name: str = "tune",
 ) -> dict[str, GridResult]:
-    """Run every trial id as one grid point; return a result per id that ran (a lost one is absent)."""
+    """Run every trial id as one grid point; return a result per id that ran (a lost one is absent).
+
+    ``storage`` is a local path, a folder every node mounts, or a URI (``s3://bucket/prefix``);
+    Tune keeps the trials' results under ``storage/name``.
+    """
     from ray import tune
 
+    from wsfcn.integrations.ray_cluster import storage_location
+
+    storage_path, filesystem = storage_location(str(storage))
     trainable = tune.with_parameters(_trainable, body=body)
     trainable = tune.with_resources(trainable, lambda config: resources(config["trial"]))
     tuner = tune.Tuner(
@@ -67,8 +76,9 @@ def run_grid(
             trial_dirname_creator=lambda trial: trial.config["trial"],
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(Path(storage).resolve()),
+            name=name,
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0 if quiet else 1,
         ),

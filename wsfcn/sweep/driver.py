@@ -50,12 +50,13 @@ def trial_body(
     """What one Tune trial runs: :func:`run_trial` with threads and workers sized to its resources."""
     import torch
 
-    from wsfcn.integrations.ray_cluster import granted_cpus
+    from wsfcn.integrations.ray_cluster import check_data_visible, granted_cpus
     from wsfcn.integrations.ray_tune import remote_call
     from wsfcn.stages import run_fit
 
     spec = specs[trial_id]
     params = spec.to_params()
+    check_data_visible(params.data.root, params.data.name)  # this trial's node sees the prepared data
     if params.train.num_workers == 0:
         threads = granted_cpus(default=int(trial_resources(params, cluster, concurrent)["cpu"]))
         torch.set_num_threads(threads)
@@ -91,8 +92,9 @@ def run_trials(
     quiet: bool = True,
     address: str = "",
     before: Callable[[], Any] | None = None,
+    name: str = "tune",
 ) -> list[TrialOutcome]:
-    """Run ``specs`` as a Tune grid (results under ``storage``/tune); one outcome per spec, in order.
+    """Run ``specs`` as a Tune grid (results under ``storage``/``name``); one outcome per spec, in order.
 
     ``before`` (the data preparation) runs once Ray is up and every trial is known to fit.
     """
@@ -109,7 +111,9 @@ def run_trials(
             before()
         body = functools.partial(trial_body, specs=by_id, cluster=cluster, concurrent=concurrent, quiet=quiet)
         resources = lambda trial: trial_resources(by_id[trial].to_params(), cluster, concurrent)  # noqa: E731
-        results = run_grid(list(by_id), body, resources, storage, max_concurrent=concurrent, quiet=quiet)
+        results = run_grid(
+            list(by_id), body, resources, storage, max_concurrent=concurrent, quiet=quiet, name=name
+        )
     finally:
         stop_ray()
     outcomes = []
@@ -173,9 +177,11 @@ def run_sweep(
         if todo:
             datas = [s.to_params().data for s in todo]
             first = todo[0].to_params()
+            shared = first.train.storage  # train.storage: Tune's results next to Ray Train's
             ran = run_trials(
                 with_parent(todo, parent),
-                Path(todo[0].folder).parent / "ray",
+                shared or Path(todo[0].folder).parent / "ray",
+                name=f"sweep-{experiment.name}-{setting}" if shared else "tune",
                 max_concurrent=max_concurrent,
                 quiet=quiet,
                 address=first.train.ray_address,

@@ -37,8 +37,8 @@ from wsfcn.params_io import digest, fingerprint, params_from_dict, without_keys
 HASH_TAG = "wsfcn.trial_hash"
 # How a trial runs, not what it computes: left out of the trial hash.
 NEUTRAL = ("train.out_dir", "train.run_name", "train.ray_address", "train.max_failures", "train.figure_every",
-           "train.num_workers", "data.root", "data.downloads", "data.loader_workers", "infer.out_dir",
-           "infer.checkpoint", "eval.out_dir", "eval.crf_params.processes", "tracking.",
+           "train.storage", "train.num_workers", "data.root", "data.downloads", "data.loader_workers",
+           "infer.out_dir", "infer.checkpoint", "eval.out_dir", "eval.crf_params.processes", "tracking.",
            "tables.")  # fmt: skip
 
 

@@ -62,7 +62,10 @@ def run_trial(
     Returns the trial's summary (also written to ``<folder>/result.json``). An exception marks the
     child FAILED (tag ``wsfcn.error``, traceback in ``<folder>/error.txt``) and is re-raised.
     """
+    import torch
+
     from wsfcn.integrations.mlflow_log import tracked_run
+    from wsfcn.integrations.ray_cluster import node_id
 
     train = train or stages.run_fit
     post = post or infer_and_evaluate
@@ -74,6 +77,7 @@ def run_trial(
         with tracked_run(
             params, spec.experiment, spec.trial_id, root=spec.root, tags=child_tags(spec, params)
         ) as run:
+            run.set_tags({"wsfcn.node_id": node_id(), "wsfcn.torch_threads": str(torch.get_num_threads())})
             fitted, reused = train_or_reuse(params, train, (run.uri, run.run_id), report, quiet)
             if reused:
                 run.set_tags({"wsfcn.train_reused": str(fitted.out_dir)})

@@ -336,6 +336,7 @@ def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:
     fit_.state.update({k: state["metrics"][k] for k in ("history", "best_epoch", "best_score")})
     fit_.state["resumed_from"] = state["epoch"]
     if fit_.rt.rank == 0:
+        fit_.out_dir.mkdir(parents=True, exist_ok=True)  # resumed from Ray's checkpoint on a fresh node
         _repair_best(fit_.out_dir / "best.pt", path, state)
     if not fit_.quiet and fit_.rt.rank == 0:
         print(f"resuming {fit_.params.train.run_name} from {path} (epoch {state['epoch']})", flush=True)
