@@ -347,6 +347,11 @@ def comparison_table(
 GIVEN_KINDS = ("released checkpoint", "given checkpoint")
 
 
+def provenance_key(key: str) -> str:
+    """The tag suffix of a provenance key: its ``sha256`` (of the source file) is ``source_sha256``."""
+    return "source_sha256" if key == "sha256" else key
+
+
 def split_given(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs the sweep trained, runs that evaluated a given checkpoint: ``wsfcn.trained_by_sweep=false``)."""
     column = f"tags.{TRAINED_BY_SWEEP_TAG}"
@@ -462,8 +467,7 @@ def pipeline_runs(
     given = {
         f"tags.{TRAINED_BY_SWEEP_TAG}": "false",
         f"tags.{CHECKPOINT_TAG}": str(flat_params.get("infer.checkpoint", "")),
-        **{f"tags.{CHECKPOINT_TAG}.{k}": str(v) for k, v in provenance.items() if k != "sha256"},
-        f"tags.{CHECKPOINT_TAG}.sha256": str(provenance.get("sha256", "")),
+        **{f"tags.{CHECKPOINT_TAG}.{provenance_key(k)}": str(v) for k, v in provenance.items()},
     }
     rows = [
         {
