@@ -342,3 +342,28 @@ def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
     assert "[N images]" in notes
     other = runs.assign(**{"tags.wsfcn.checkpoint.note": "mine"})
     assert "val (given checkpoint)" in list(experiment_table(TABLE4, other).display["Run"])
+
+
+def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
+    """The README's DVC path: params.yaml (mini backbone) + the evaluation keys of Table IV's val_crf run
+    and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only data/infer/eval keys match."""
+    from wsfcn.config import flatten, load_params
+    from wsfcn.report.tables import pipeline_runs
+
+    root = Path(__file__).resolve().parents[1]
+    sets = {"data.name": "voc", "infer.checkpoint": "models/ws-fcn.pt", "infer.scales": [1.0, 0.5, 1.5, 2.0],
+            "infer.flip": True, "infer.pad_size": 1024, "eval.crf": True}  # fmt: skip
+    flat = flatten(load_params(root / "params.yaml", sets))
+    assert flat["model.backbone"] == "mini"
+    provenance = {"source": "model_enc_e018Xs0.905.pth", "sha256": "cd" * 32,
+                  "note": "converted from the authors' release"}  # fmt: skip
+    metrics = {"mIoU": 63.23, "PixAcc": 91.0, "provenance": provenance}
+    rows = pipeline_runs(TABLE4, flat, metrics, 0.0)
+    assert list(rows["tags.wsfcn.run"]) == ["val_crf"] and list(rows["tags.wsfcn.setting"]) == ["paper"]
+    assert rows["tags.wsfcn.checkpoint.source_sha256"].iloc[0] == "cd" * 32
+    table = experiment_table(TABLE4, rows)
+    shown = table.display.set_index("Run")
+    assert shown.loc["val_crf (released checkpoint)", "Δ mIoU"] == "+0.00"
+    assert "WS-FCN + CRF (released checkpoint)" in list(table.comparison["Method"])
+    trained = pipeline_runs(TABLE4, flat, {"mIoU": 63.0, "PixAcc": 91.0}, 0.0)  # trained here: all keys count
+    assert list(trained["tags.wsfcn.setting"]) == ["embedded"]  # the mini backbone is not the paper's

@@ -435,9 +435,17 @@ def build_tables(
     return [experiment_table(e, runs, setting, (param_counts or {}).get(e.name)) for e in experiments]
 
 
-def matching_runs(experiment: Experiment, flat_params: dict[str, object]) -> list[tuple[str, str]]:
+# What decides the numbers of a checkpoint that was not trained here: the data it is scored on and how.
+EVALUATION_KEYS = ("data.name", "infer.", "eval.")
+
+
+def matching_runs(
+    experiment: Experiment, flat_params: dict[str, object], only: tuple[str, ...] | None = None
+) -> list[tuple[str, str]]:
     """``[(run, setting)]`` of ``experiment`` whose every override (common + setting + run) holds in
-    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first."""
+    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first.
+    ``only``: compare just the keys that start with these prefixes (:data:`EVALUATION_KEYS` for a
+    given checkpoint, whose network and training are its own, not the params')."""
     from wsfcn.config import flatten, load_params
 
     found = []
@@ -445,7 +453,8 @@ def matching_runs(experiment: Experiment, flat_params: dict[str, object]) -> lis
         for setting in sorted(experiment.settings, key=lambda s: s != "paper") or [None]:
             overrides = experiment.overrides(run, setting)
             wanted = flatten(load_params(None, overrides)) if overrides else {}
-            if all(flat_params.get(key) == wanted[key] for key in _override_keys(overrides, wanted)):
+            keys = [k for k in _override_keys(overrides, wanted) if only is None or k.startswith(only)]
+            if all(flat_params.get(key) == wanted[key] for key in keys):
                 found.append((run, setting or "embedded"))
                 break
     return found
@@ -462,7 +471,8 @@ def pipeline_runs(
     """The ``dvc repro`` result (``metrics.json`` of the evaluate stage, mIoU/PixAcc in percent) as run
     rows of ``experiment`` for each run it reproduces, shaped like the logged runs (logging contract).
 
-    A result from a converted checkpoint (``provenance`` in metrics.json) is a given-checkpoint row."""
+    A result from a converted checkpoint (``provenance`` in metrics.json) is a given-checkpoint row, on
+    the runs whose evaluation keys (:data:`EVALUATION_KEYS`) it matches."""
     provenance = metrics.get("provenance") or {}
     given = {
         f"tags.{TRAINED_BY_SWEEP_TAG}": "false",
@@ -484,6 +494,6 @@ def pipeline_runs(
             MAX_IMAGES: str(flat_params.get("infer.max_images", 0)),
             **(given if provenance else {}),
         }
-        for run, setting in matching_runs(experiment, flat_params)
+        for run, setting in matching_runs(experiment, flat_params, EVALUATION_KEYS if provenance else None)
     ]
     return pd.DataFrame(rows) if rows else empty_runs()
