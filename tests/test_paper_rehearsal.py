@@ -283,7 +283,7 @@ def test_table5_paper_setting_rehearsal_on_coco(tmp_path):
     tables(tmp_path, "experiments/table5_coco.yaml", sets)
     numbers = table_numbers(tmp_path, "table5")
     assert all(numbers[n]["mIoU_n"] == "1" for n in runs)
-    assert "WS-FCN§ + CRF (ours, 1 images)" in (tmp_path / "tables" / "table5.md").read_text()
+    assert "WS-FCN§ + CRF (ours, 1 image)" in (tmp_path / "tables" / "table5.md").read_text()
 
 
 def test_table4_from_a_converted_release(tmp_path):

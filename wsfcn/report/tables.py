@@ -332,7 +332,7 @@ def comparison_table(
             sizes = sorted(
                 {n for r in runs.values() if (n := (subsets or {}).get(f"{r} ({kind})" if kind else r))}
             )
-            what = ", ".join([kind or "ours", *(f"{n} images" for n in sizes)])
+            what = ", ".join([kind or "ours", *(_images(n) for n in sizes)])
             rows.append(
                 {
                     **base,
@@ -376,7 +376,11 @@ def subset_sizes(runs: pd.DataFrame) -> dict[str, int]:
 
 
 def _subset_label(run: str, size: int | None) -> str:
-    return f"{run} [{size} images]" if size else run
+    return f"{run} [{_images(size)}]" if size else run
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _renamed(given: pd.DataFrame) -> pd.DataFrame:
