@@ -9,7 +9,9 @@ ImageNet-format weights file the test writes with the exact keys and shapes of t
 (``model.pretrained``; the loader checks it key by key and refuses a missing or unexpected key).
 Every tensor is a constant expanded to its shape, so the files stay tiny; the numbers mean nothing,
 the plumbing is what is checked. The third test evaluates a checkpoint converted with
-``wsfcn convert-checkpoint --from official`` (``--checkpoint``) instead of training.
+``wsfcn convert-checkpoint --from official`` (``--checkpoint``) instead of training. To keep each
+test to a few minutes, Table IV's run with ``--runs`` its four val runs and ``test`` (``test_crf`` only
+adds a CRF to predictions nobody can score here); Table V runs all four.
 """
 
 from __future__ import annotations
