@@ -4,10 +4,11 @@ Each trial runs at the experiment's setting (``embedded``: the synthetic benchma
 paper's data and schedule) and is logged as an MLflow child run under one parent run per sweep
 (``wsfcn/sweep/``). A failed trial is reported at the end and the exit status is 1; the others go on.
 ``--resume`` continues the newest sweep of this experiment/setting without redoing the trials it
-finished. Trials train in-process (``train.num_workers: 0``) or on Ray Train workers.
+finished. Trials train in-process (``train.num_workers: 0``) or on Ray Train workers; with
+``--checkpoint FILE`` none trains: each evaluates FILE (e.g. the converted release) and is tagged so.
 
     python pipeline/ablate.py --experiment experiments/table1_ablation.yaml [--setting embedded|paper]
-        [--seeds N] [--max-concurrent K] [--resume] [--runs a,b] [--params params.yaml] [--set k=v] [--quiet]
+        [--seeds N] [--max-concurrent K] [--resume] [--runs a,b] [--checkpoint FILE] [--set k=v] [--quiet]
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         "--max-concurrent", type=int, default=0, help="trials at once (0: as resources allow)"
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue the newest sweep, skip its finished trials"
+        "--resume", action="store_true", help="continue the newest sweep, skip finished trials"
     )
+    parser.add_argument("--checkpoint", help="evaluate this checkpoint in every trial; train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress output from Ray or the trials")
     args = parser.parse_args(argv)
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes, parent = run_sweep(
             args.experiment, setting=args.setting, seeds=args.seeds, runs=runs, params_path=params_path(args),
             overrides=args.overrides, max_concurrent=args.max_concurrent, resume=args.resume,
-            quiet=args.quiet,
+            quiet=args.quiet, checkpoint=args.checkpoint,
         )  # fmt: skip
         print(format_outcomes(outcomes))
         failed = [o for o in outcomes if o.status == "FAILED"]

@@ -92,3 +92,24 @@ def test_smoke_dvc_repro_in_a_fresh_clone(tmp_path):
     assert "Data and pipelines are up to date" in second.stdout, second.stdout
     shown = dvc("metrics", "show", "--json", cwd=clone, env=env, timeout=120)
     assert shown.returncode == 0 and "mIoU" in shown.stdout and "PixAcc" in shown.stdout
+
+
+def test_a_given_checkpoint_takes_train_out_of_the_dag(tmp_path):
+    """README, "From the released model": ``dvc exp run -S infer.checkpoint=FILE tables`` (or ``dvc repro
+    tables`` with that param) runs infer → crf → evaluate → tables, never train (issue 11)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    shutil.copy(ROOT / "dvc.yaml", clone / "dvc.yaml")  # the working tree's, committed or not
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def upstream_of_tables() -> set[str]:
+        result = dvc("dag", "--dot", "tables", cwd=clone, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return {part.strip().strip('"') for line in result.stdout.splitlines() if "->" in line
+                for part in line.strip().rstrip(";").split("->")}  # fmt: skip
+
+    assert {"train", "infer", "crf", "evaluate", "tables"} <= upstream_of_tables()
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    set_dotted(params, "infer.checkpoint", "models/ws-fcn.pt")
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert upstream_of_tables() == {"infer", "crf", "evaluate", "tables"}

@@ -306,3 +306,64 @@ def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
     assert math.isnan(numbers.loc["baseline", "mIoU_mean"])
     table = experiment_table(table1, rows)
     assert "not VOC" in table.caption
+
+
+def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
+    """Issue 11: runs of a checkpoint the sweep did not train get their own rows, never averaged in."""
+    given = {
+        "tags.wsfcn.trained_by_sweep": "false",
+        "tags.wsfcn.checkpoint": "/models/ws-fcn.pt",
+        "tags.wsfcn.checkpoint.sha256": "ab" * 32,
+        "tags.wsfcn.checkpoint.source": "model_enc_e018Xs0.905.pth",
+        "tags.wsfcn.checkpoint.note": "converted from the authors' release",
+    }
+    runs = pd.DataFrame(
+        [
+            run_row("table4_voc", "val", 0, 55.0, 85.0, **{"tags.wsfcn.trained_by_sweep": "true"}),
+            run_row("table4_voc", "val", 0, 61.5, 90.0, **given, **{"params.infer.max_images": "0"}),
+            run_row("table4_voc", "val_crf", 0, 63.0, 91.0, **given, **{"params.infer.max_images": "2"}),
+        ]
+    )
+    table = experiment_table(TABLE4, runs)
+    shown = table.display.set_index("Run")
+    assert shown.loc["val", "mIoU ours"] == "55.00 (n=1)"  # the trained run alone
+    assert shown.loc["val (released checkpoint)", "mIoU ours"] == "61.50 (n=1)"
+    assert shown.loc["val (released checkpoint)", "Δ mIoU"] == "-0.07"  # METHOD §12: 61.57 expected
+    assert shown.loc["val_crf (released checkpoint) [2 images]", "mIoU ours"] == "63.00 (n=1)"
+    assert shown.loc["val_crf", "mIoU ours"] == MISSING
+    methods = list(table.comparison["Method"])
+    assert methods[methods.index("WS-FCN") + 1 : methods.index("WS-FCN") + 3] == [
+        "WS-FCN (ours)",
+        "WS-FCN (released checkpoint)",
+    ]
+    assert "WS-FCN + CRF (released checkpoint, 2 images)" in methods
+    notes = " ".join(table.notes)
+    assert "not trained by this sweep" in notes and "model_enc_e018Xs0.905.pth" in notes
+    assert "[N images]" in notes
+    other = runs.assign(**{"tags.wsfcn.checkpoint.note": "mine"})
+    assert "val (given checkpoint)" in list(experiment_table(TABLE4, other).display["Run"])
+
+
+def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
+    """The README's DVC path: params.yaml (mini backbone) + the evaluation keys of Table IV's val_crf run
+    and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only data/infer/eval keys match."""
+    from wsfcn.config import flatten, load_params
+    from wsfcn.report.tables import pipeline_runs
+
+    root = Path(__file__).resolve().parents[1]
+    sets = {"data.name": "voc", "infer.checkpoint": "models/ws-fcn.pt", "infer.scales": [1.0, 0.5, 1.5, 2.0],
+            "infer.flip": True, "infer.pad_size": 1024, "eval.crf": True}  # fmt: skip
+    flat = flatten(load_params(root / "params.yaml", sets))
+    assert flat["model.backbone"] == "mini"
+    provenance = {"source": "model_enc_e018Xs0.905.pth", "sha256": "cd" * 32,
+                  "note": "converted from the authors' release"}  # fmt: skip
+    metrics = {"mIoU": 63.23, "PixAcc": 91.0, "provenance": provenance}
+    rows = pipeline_runs(TABLE4, flat, metrics, 0.0)
+    assert list(rows["tags.wsfcn.run"]) == ["val_crf"] and list(rows["tags.wsfcn.setting"]) == ["paper"]
+    assert rows["tags.wsfcn.checkpoint.source_sha256"].iloc[0] == "cd" * 32
+    table = experiment_table(TABLE4, rows)
+    shown = table.display.set_index("Run")
+    assert shown.loc["val_crf (released checkpoint)", "Δ mIoU"] == "+0.00"
+    assert "WS-FCN + CRF (released checkpoint)" in list(table.comparison["Method"])
+    trained = pipeline_runs(TABLE4, flat, {"mIoU": 63.0, "PixAcc": 91.0}, 0.0)  # trained here: all keys count
+    assert list(trained["tags.wsfcn.setting"]) == ["embedded"]  # the mini backbone is not the paper's

@@ -288,3 +288,46 @@ def test_a_trial_larger_than_the_cluster_is_a_config_error(tmp_path):
     check_fits(ddp, {"CPU": 2.0, "GPU": 0.0}, 1)  # 0.01 + 3 x 0.66
     with pytest.raises(ConfigError, match="cannot host train.num_workers=3"):
         check_fits(ddp, {"CPU": 0.02, "GPU": 0.0}, 1)
+
+
+def test_a_given_checkpoint_is_evaluated_not_trained(tmp_path, fake_mlflow):
+    """``ablate.py --checkpoint FILE`` (issue 11): every trial predicts from FILE, trains nothing, and its
+    child carries FILE's provenance; the trial hash tells it apart from a trained trial."""
+    import hashlib
+
+    from wsfcn.model import build_model, count_parameters
+    from wsfcn.sweep.trial import run_trial
+    from wsfcn.train.checkpoints import save_converted_checkpoint
+
+    params = load_params(None, {"model.backbone": "mini", "model.head_channels": 16})
+    model = build_model(params.model, 9)
+    path = tmp_path / "given.pt"
+    record = {"source": "model.pth", "sha256": "ab" * 32, "note": "converted from the authors' release"}
+    save_converted_checkpoint(path, state_dict=model.state_dict(), params=params, num_classes=9,
+                              provenance=record)  # fmt: skip
+    experiment = load_experiment(SMOKE)
+    trained = expand_trials(experiment, "embedded", 1, base=None, root=tmp_path)
+    given = expand_trials(experiment, "embedded", 1, base=None, root=tmp_path, checkpoint="given.pt")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    for spec, other in zip(given, trained, strict=True):
+        p = spec.to_params()
+        assert spec.checkpoint == str(path) == p.infer.checkpoint and spec.checkpoint_sha256 == sha
+        assert p.train.num_workers == 0 and spec.trial_hash != other.trial_hash
+        assert child_tags(spec, p)["wsfcn.trained_by_sweep"] == "false"
+        assert child_tags(other, other.to_params())["wsfcn.trained_by_sweep"] == "true"
+    with pytest.raises(ConfigError, match="--checkpoint nope.pt: no such file"):
+        expand_trials(experiment, "embedded", 1, base=None, root=tmp_path, checkpoint="nope.pt")
+
+    def train(*args, **kwargs):
+        raise AssertionError("a given checkpoint must not train")
+
+    seen = []
+    post = lambda params, quiet: seen.append(params.infer.checkpoint) or {"mIoU": 50.0, "PixAcc": 80.0}  # noqa: E731
+    summary = run_trial(with_parent(given, "P1")[0], train=train, post=post)
+    tags = fake_mlflow[f"smoke/{given[0].trial_id}"]["tags"]
+    assert seen == [str(path)] and summary["checkpoint"] == str(path) and summary["best_epoch"] is None
+    assert summary["n_params"] == count_parameters(model)
+    assert tags["wsfcn.trained_by_sweep"] == "false" and tags["wsfcn.checkpoint"] == str(path)
+    assert tags["wsfcn.checkpoint.sha256"] == sha and tags["wsfcn.checkpoint.source_sha256"] == "ab" * 32
+    assert tags["wsfcn.checkpoint.source"] == "model.pth" and tags["wsfcn.checkpoint.note"] == record["note"]
+    assert not (Path(given[0].folder) / "train").exists()

@@ -13,6 +13,13 @@ Logging contract (what training / ``pipeline/ablate.py`` log, one MLflow run per
 * metrics ``mIoU`` and ``PixAcc`` in **percent** (0-100, as the paper prints; mIoU over all classes
   incl. background, METHOD §8.2) of the final evaluation on the run's ``infer.split``; ``n_params`` =
   trainable parameters (an integer count, METHOD §11). A run without masks (VOC test) logs no mIoU.
+* a run that evaluated a checkpoint the sweep did not train (``pipeline/ablate.py --checkpoint``) is
+  tagged ``wsfcn.trained_by_sweep=false`` (trained runs: ``true`` or no tag) and ``wsfcn.checkpoint``
+  (path), ``wsfcn.checkpoint.sha256`` (of that file) and the checkpoint's provenance as
+  ``wsfcn.checkpoint.<key>`` (``source``, ``source_sha256``, ``note`` ...). Such runs get rows of
+  their own ("released checkpoint" when the note says it was converted from the authors' release,
+  else "given checkpoint"), never averaged with trained runs. A run whose param ``infer.max_images``
+  is > 0 was evaluated on a subset of the split; its row says so.
 * only runs with ``status == "FINISHED"`` count. Several runs of one (run, seed): the latest
   (``start_time``) wins. Ours = mean ± sample std (ddof 1) over seeds, with n.
 
@@ -37,6 +44,10 @@ TAG_COLUMNS = {tag: f"tags.wsfcn.{tag}" for tag in TAGS}
 METRICS = ("mIoU", "PixAcc")
 MISSING = "–"
 DATASET_NAMES = {"voc": ("VOC", "PASCAL VOC 2012"), "coco": ("COCO", "MS COCO 2014")}
+TRAINED_BY_SWEEP_TAG = "wsfcn.trained_by_sweep"
+CHECKPOINT_TAG = "wsfcn.checkpoint"
+RELEASE_NOTE = "converted from the authors' release"  # wsfcn convert-checkpoint --from official
+MAX_IMAGES = "params.infer.max_images"
 
 
 @dataclass(frozen=True)
@@ -233,18 +244,32 @@ def experiment_table(
     """
     chosen, setting, notes = _select(runs, experiment, setting)
     paper_data, paper_label, ours_label = _labels(experiment, chosen)
-    summary = summarise(chosen) if not chosen.empty else summarise(empty_runs())
     comparable = ours_label is not None and chosen[TAG_COLUMNS["dataset"]].iloc[0] == paper_data
+    dataset = chosen[TAG_COLUMNS["dataset"]].iloc[0] if ours_label else None
+    chosen, given = split_given(chosen)
+    summary = summarise(chosen) if not chosen.empty else summarise(empty_runs())
     paper = paper_values(experiment)
     with_params = any("params_m" in v for v in paper.values())
-    dataset = chosen[TAG_COLUMNS["dataset"]].iloc[0] if ours_label else None
     numbers = pd.DataFrame(
         [
             _number_row(run, setting, dataset, comparable, paper.get(run, {}), summary, param_counts)
             for run in experiment.runs
         ]
     )
-    display = pd.DataFrame({"Run": numbers["run"]})
+    subsets = subset_sizes(chosen)
+    labels = [_subset_label(run, subsets.get(run)) for run in numbers["run"]]
+    if not given.empty:
+        extra, extra_labels, given_notes = _given_rows(experiment, given, setting, dataset, comparable, paper)
+        numbers = pd.concat([numbers, extra], ignore_index=True)
+        subsets |= subset_sizes(_renamed(given))
+        labels += extra_labels
+        notes += given_notes
+    if any(subsets.values()):
+        notes.append(
+            "a row marked [N images] was evaluated on the first N images of its split only "
+            "(infer.max_images), not the whole split: not comparable with the paper's value"
+        )
+    display = pd.DataFrame({"Run": labels})
     for metric in METRICS:
         display[f"{metric} paper"] = numbers[f"paper_{metric}"].map(_num)
         display[f"{metric} ours"] = [
@@ -271,13 +296,16 @@ def experiment_table(
         caption=caption,
         numbers=numbers,
         display=display,
-        comparison=comparison_table(experiment, numbers if comparable else None),
+        comparison=comparison_table(experiment, numbers if comparable else None, subsets),
         notes=notes,
     )
 
 
-def comparison_table(experiment: Experiment, numbers: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The paper's comparison rows (Tables IV/V), each WS-FCN row followed by ours where run."""
+def comparison_table(
+    experiment: Experiment, numbers: pd.DataFrame | None, subsets: dict[str, int] | None = None
+) -> pd.DataFrame | None:
+    """The paper's comparison rows (Tables IV/V), each WS-FCN row followed by ours where run, then the
+    rows of a checkpoint the sweep did not train (``<run> (released checkpoint)``), where evaluated."""
     paper = experiment.paper or {}
     if "comparison" not in paper:
         return None
@@ -294,18 +322,105 @@ def comparison_table(experiment: Experiment, numbers: pd.DataFrame | None) -> pd
         }
         last_group = group
         rows.append({**base, **{c: _cell(entry.get(c)) for c in columns}})
-        mapped = {c: by_run.loc[r] for c, r in (entry.get("runs") or {}).items() if by_run is not None}
-        if any(r["mIoU_n"] for r in mapped.values()):
+        runs = entry.get("runs") or {}
+        for kind in ("", *GIVEN_KINDS):
+            names = {c: f"{r} ({kind})" if kind else r for c, r in runs.items()}
+            mapped = {c: by_run.loc[r] for c, r in names.items() if by_run is not None and r in by_run.index}
+            if not any(r["mIoU_n"] for r in mapped.values()):
+                continue
             ours = {c: _ours(r["mIoU_mean"], r["mIoU_std"], int(r["mIoU_n"])) for c, r in mapped.items()}
+            sizes = sorted(
+                {n for r in runs.values() if (n := (subsets or {}).get(f"{r} ({kind})" if kind else r))}
+            )
+            what = ", ".join([kind or "ours", *(_images(n) for n in sizes)])
             rows.append(
                 {
                     **base,
                     "Group": "",
-                    "Method": f"{base['Method']} (ours)",
+                    "Method": f"{base['Method']} ({what})",
                     **{c: ours.get(c, MISSING) for c in columns},
                 }
             )
     return pd.DataFrame(rows)
+
+
+GIVEN_KINDS = ("released checkpoint", "given checkpoint")
+
+
+def provenance_key(key: str) -> str:
+    """The tag suffix of a provenance key: its ``sha256`` (of the source file) is ``source_sha256``."""
+    return "source_sha256" if key == "sha256" else key
+
+
+def split_given(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs the sweep trained, runs that evaluated a given checkpoint: ``wsfcn.trained_by_sweep=false``)."""
+    column = f"tags.{TRAINED_BY_SWEEP_TAG}"
+    if runs.empty or column not in runs.columns:
+        return runs, runs.iloc[0:0]
+    given = runs[column].astype(str).str.lower() == "false"
+    return runs[~given], runs[given]
+
+
+def given_kind(run: pd.Series) -> str:
+    """ "released checkpoint" for a file converted from the authors' release, else "given checkpoint"."""
+    return GIVEN_KINDS[0] if run.get(f"tags.{CHECKPOINT_TAG}.note") == RELEASE_NOTE else GIVEN_KINDS[1]
+
+
+def subset_sizes(runs: pd.DataFrame) -> dict[str, int]:
+    """``{run: infer.max_images}`` of the runs evaluated on a subset (param ``infer.max_images`` > 0)."""
+    if runs.empty or MAX_IMAGES not in runs.columns:
+        return {}
+    sizes = pd.to_numeric(runs[MAX_IMAGES], errors="coerce").fillna(0)
+    found = runs.assign(_n=sizes)[sizes > 0].groupby(TAG_COLUMNS["run"])["_n"].max()
+    return {str(run): int(n) for run, n in found.items()}
+
+
+def _subset_label(run: str, size: int | None) -> str:
+    return f"{run} [{_images(size)}]" if size else run
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def _renamed(given: pd.DataFrame) -> pd.DataFrame:
+    """The given-checkpoint runs with ``wsfcn.run`` = ``<run> (<kind>)``."""
+    kinds = given.apply(given_kind, axis=1)
+    return given.assign(**{TAG_COLUMNS["run"]: given[TAG_COLUMNS["run"]] + " (" + kinds + ")"})
+
+
+def _given_rows(
+    experiment: Experiment,
+    given: pd.DataFrame,
+    setting: str | None,
+    dataset: str | None,
+    comparable: bool,
+    paper: dict[str, dict[str, float]],
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Number rows (``run`` = ``<run> (<kind>)``), display labels and notes of the given-checkpoint runs."""
+    renamed = _renamed(given)
+    summary = summarise(renamed)
+    subsets = subset_sizes(renamed)
+    rows, labels = [], []
+    for run in experiment.runs:
+        for kind in GIVEN_KINDS:
+            name = f"{run} ({kind})"
+            if name in summary.index:
+                rows.append(
+                    _number_row(name, setting, dataset, comparable, paper.get(run, {}), summary, None)
+                )
+                labels.append(_subset_label(name, subsets.get(name)))
+    notes = []
+    for path, group in given.groupby(f"tags.{CHECKPOINT_TAG}", dropna=False):
+        first = group.iloc[0]
+        source = first.get(f"tags.{CHECKPOINT_TAG}.source")
+        sha = str(first.get(f"tags.{CHECKPOINT_TAG}.sha256", ""))[:12]
+        origin = f" ({first.get(f'tags.{CHECKPOINT_TAG}.note')}: {source})" if isinstance(source, str) else ""
+        notes.append(
+            f"rows marked ({given_kind(first)}) evaluate {path} (sha256 {sha}...){origin}, not trained by "
+            "this sweep; kept apart from the trained runs"
+        )
+    return pd.DataFrame(rows), labels, notes
 
 
 def _cell(value: object) -> str:
@@ -324,9 +439,17 @@ def build_tables(
     return [experiment_table(e, runs, setting, (param_counts or {}).get(e.name)) for e in experiments]
 
 
-def matching_runs(experiment: Experiment, flat_params: dict[str, object]) -> list[tuple[str, str]]:
+# What decides the numbers of a checkpoint that was not trained here: the data it is scored on and how.
+EVALUATION_KEYS = ("data.name", "infer.", "eval.")
+
+
+def matching_runs(
+    experiment: Experiment, flat_params: dict[str, object], only: tuple[str, ...] | None = None
+) -> list[tuple[str, str]]:
     """``[(run, setting)]`` of ``experiment`` whose every override (common + setting + run) holds in
-    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first."""
+    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first.
+    ``only``: compare just the keys that start with these prefixes (:data:`EVALUATION_KEYS` for a
+    given checkpoint, whose network and training are its own, not the params')."""
     from wsfcn.config import flatten, load_params
 
     found = []
@@ -334,7 +457,8 @@ def matching_runs(experiment: Experiment, flat_params: dict[str, object]) -> lis
         for setting in sorted(experiment.settings, key=lambda s: s != "paper") or [None]:
             overrides = experiment.overrides(run, setting)
             wanted = flatten(load_params(None, overrides)) if overrides else {}
-            if all(flat_params.get(key) == wanted[key] for key in _override_keys(overrides, wanted)):
+            keys = [k for k in _override_keys(overrides, wanted) if only is None or k.startswith(only)]
+            if all(flat_params.get(key) == wanted[key] for key in keys):
                 found.append((run, setting or "embedded"))
                 break
     return found
@@ -349,7 +473,16 @@ def pipeline_runs(
     experiment: Experiment, flat_params: dict[str, object], metrics: dict, start_time: float
 ) -> pd.DataFrame:
     """The ``dvc repro`` result (``metrics.json`` of the evaluate stage, mIoU/PixAcc in percent) as run
-    rows of ``experiment`` for each run it reproduces, shaped like the logged runs (logging contract)."""
+    rows of ``experiment`` for each run it reproduces, shaped like the logged runs (logging contract).
+
+    A result from a converted checkpoint (``provenance`` in metrics.json) is a given-checkpoint row, on
+    the runs whose evaluation keys (:data:`EVALUATION_KEYS`) it matches."""
+    provenance = metrics.get("provenance") or {}
+    given = {
+        f"tags.{TRAINED_BY_SWEEP_TAG}": "false",
+        f"tags.{CHECKPOINT_TAG}": str(flat_params.get("infer.checkpoint", "")),
+        **{f"tags.{CHECKPOINT_TAG}.{provenance_key(k)}": str(v) for k, v in provenance.items()},
+    }
     rows = [
         {
             "run_id": "dvc-pipeline",
@@ -362,7 +495,9 @@ def pipeline_runs(
             TAG_COLUMNS["dataset"]: flat_params["data.name"],
             "metrics.mIoU": metrics.get("mIoU"),
             "metrics.PixAcc": metrics.get("PixAcc"),
+            MAX_IMAGES: str(flat_params.get("infer.max_images", 0)),
+            **(given if provenance else {}),
         }
-        for run, setting in matching_runs(experiment, flat_params)
+        for run, setting in matching_runs(experiment, flat_params, EVALUATION_KEYS if provenance else None)
     ]
     return pd.DataFrame(rows) if rows else empty_runs()

@@ -148,23 +148,27 @@ def run_sweep(
     resume: bool = False,
     quiet: bool = False,
     root: str | Path | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[list[TrialOutcome], str]:
     """Plan, prepare and run one sweep; return the outcomes (in trial order) and the parent run id.
 
-    With ``resume`` the trials the newest parent already FINISHED come back as SKIPPED.
+    With ``resume`` the trials the newest parent already FINISHED come back as SKIPPED. With
+    ``checkpoint`` no trial trains: each evaluates that file (:mod:`wsfcn.sweep.given`).
     """
     from wsfcn.integrations.mlflow_sweep import close_parent, mark_killed, open_parent
 
     experiment = load_experiment(experiment_path)
     specs = expand_trials(
-        experiment, setting, seeds, runs=runs, base=params_path, extra=parse_overrides(overrides), root=root
-    )
+        experiment, setting, seeds, runs=runs, base=params_path, extra=parse_overrides(overrides), root=root,
+        checkpoint=checkpoint,
+    )  # fmt: skip
     trackings = {(p.tracking.uri, p.tracking.enabled) for p in (s.to_params() for s in specs)}
     if len(trackings) != 1 or not next(iter(trackings))[1]:
         raise ConfigError(f"a sweep logs to one MLflow store with tracking.enabled=true, got {trackings}")
     uri = next(iter(trackings))[0]
     info = {"experiment_file": str(experiment_path), "setting": setting, "seeds": seeds,
             "runs": ",".join(runs or experiment.runs), "overrides": " ".join(overrides)}  # fmt: skip
+    info |= {"checkpoint": specs[0].checkpoint} if checkpoint and specs else {}
     parent, children, reopened = open_parent(uri, experiment.name, setting, resume=resume, info=info)
     todo, skipped, stale = select_pending(specs, children)
     mark_killed(uri, stale)
@@ -172,6 +176,8 @@ def run_sweep(
     if not quiet:
         state = f"resuming parent run {parent}" if reopened else f"parent run {parent}"
         print(f"ablate: {experiment.name}/{setting}: {len(specs)} trials, {len(skipped)} finished; {state}")
+        if checkpoint:
+            print(f"ablate: no training; every trial evaluates {specs[0].checkpoint}")
     status = "FAILED"
     try:
         if todo:

@@ -9,6 +9,10 @@ following the contract of :mod:`wsfcn.report.tables` under the sweep's parent ru
 params are equal (Tables III-V differ only in ``infer.*`` / ``eval.*``) train once, in the first
 such run's ``train`` folder, guarded by a file lock.
 
+With a given checkpoint (``--checkpoint FILE``) nothing trains: every trial predicts from FILE (its
+``infer.checkpoint``), its trial hash includes FILE's sha256, and its child is tagged as such
+(:mod:`wsfcn.sweep.given`).
+
 Resume: the newest parent of the experiment/setting is reopened; a (run, seed) whose child FINISHED
 with the same trial hash is not redone, children left RUNNING by a killed driver become KILLED,
 and an unfinished training continues from its ``last.pt``.
@@ -33,6 +37,7 @@ from wsfcn.experiments import Experiment
 from wsfcn.integrations.mlflow_log import resolve_uri
 from wsfcn.integrations.mlflow_sweep import PARENT_TAG, SWEEP_TAG, ChildRun
 from wsfcn.params_io import digest, fingerprint, params_from_dict, without_keys
+from wsfcn.report.tables import TRAINED_BY_SWEEP_TAG
 
 HASH_TAG = "wsfcn.trial_hash"
 # How a trial runs, not what it computes: left out of the trial hash.
@@ -55,6 +60,8 @@ class TrialSpec:
     trial_hash: str
     root: str
     parent_run_id: str = ""
+    checkpoint: str = ""  # a given checkpoint (absolute): no training, infer.checkpoint is this file
+    checkpoint_sha256: str = ""
 
     @property
     def trial_id(self) -> str:
@@ -75,9 +82,11 @@ class TrialOutcome:
     run_id: str = ""
 
 
-def trial_hash(params: Params) -> str:
-    """sha256 (16 hex) of every param that changes a trial's numbers (paths and tracking left out)."""
-    return digest(without_keys(flatten(params), NEUTRAL))
+def trial_hash(params: Params, checkpoint_sha256: str = "") -> str:
+    """sha256 (16 hex) of every param that changes a trial's numbers (paths and tracking left out),
+    and of the given checkpoint's contents, if any."""
+    values = without_keys(flatten(params), NEUTRAL)
+    return digest(values | {"checkpoint.sha256": checkpoint_sha256} if checkpoint_sha256 else values)
 
 
 def _training_key(params: Params) -> str:
@@ -98,11 +107,14 @@ def expand_trials(
     extra: dict[str, Any] | None = None,
     root: str | Path | None = None,
     out_root: str = "outputs/sweeps",
+    checkpoint: str | Path | None = None,
 ) -> list[TrialSpec]:
     """The trials of ``experiment`` at ``setting``: selected ``runs`` (file order) × seeds.
 
     ``seeds`` is a count N (seeds ``train.seed`` .. ``train.seed + N - 1``) or explicit seeds.
     ``extra`` (``--set``) wins over the file. Paths are made absolute from ``root`` (default cwd).
+    ``checkpoint``: evaluate this file in every trial instead of training (``train.num_workers`` 0:
+    the trial predicts in its own process).
     """
     if setting not in experiment.settings:
         allowed = list(experiment.settings)
@@ -114,6 +126,14 @@ def expand_trials(
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     root = Path(root or Path.cwd()).resolve()
+    given, given_sha = "", ""
+    if checkpoint:
+        from wsfcn.sweep.given import file_sha256
+
+        given = _absolute(str(checkpoint), root)
+        if not Path(given).is_file():
+            raise ConfigError(f"--checkpoint {checkpoint}: no such file")
+        given_sha = file_sha256(given)
     base_dir = root / out_root / experiment.name / setting
     owner: dict[str, Path] = {}  # training key -> train folder (over ALL runs, so --runs does not move it)
     specs = []
@@ -136,6 +156,7 @@ def expand_trials(
                 "model.pretrained": _absolute(params.model.pretrained, root),
                 "tracking.uri": resolve_uri(params.tracking.uri, root),
             }
+            paths |= {"infer.checkpoint": given, "train.num_workers": 0} if given else {}
             params = experiment.params(run, setting, base=base, extra={**(extra or {}), **paths})
             if run in chosen:
                 specs.append(
@@ -146,8 +167,10 @@ def expand_trials(
                         seed,
                         to_dict(params),
                         str(folder),
-                        trial_hash(params),
+                        trial_hash(params, given_sha),
                         str(root),
+                        checkpoint=given,
+                        checkpoint_sha256=given_sha,
                     )  # fmt: skip
                 )
     return specs
@@ -197,6 +220,7 @@ def child_tags(spec: TrialSpec, params: Params) -> dict[str, str]:
         HASH_TAG: spec.trial_hash,
         SWEEP_TAG: f"{spec.experiment}/{spec.setting}",
         PARENT_TAG: spec.parent_run_id,
+        TRAINED_BY_SWEEP_TAG: "false" if spec.checkpoint else "true",
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from wsfcn import stages
 from wsfcn.config import DataParams, Params
 from wsfcn.errors import InputError
+from wsfcn.sweep.given import describe_checkpoint
 from wsfcn.sweep.plan import TrialSpec, child_tags, distinct_data
 
 Train = Callable[..., Any]  # (params, *, mlflow_run, report, quiet) -> wsfcn.train.loop.FitResult
@@ -58,7 +59,8 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train → infer → (CRF) → evaluate one trial and log it as a child of ``spec.parent_run_id``.
 
-    ``train`` defaults to :func:`wsfcn.stages.run_fit`, ``post`` to :func:`infer_and_evaluate`.
+    ``train`` defaults to :func:`wsfcn.stages.run_fit`, ``post`` to :func:`infer_and_evaluate`. With
+    ``spec.checkpoint`` (a given checkpoint) nothing trains and the child gets its provenance tags.
     Returns the trial's summary (also written to ``<folder>/result.json``). An exception marks the
     child FAILED (tag ``wsfcn.error``, traceback in ``<folder>/error.txt``) and is re-raised.
     """
@@ -78,23 +80,29 @@ def run_trial(
             params, spec.experiment, spec.trial_id, root=spec.root, tags=child_tags(spec, params)
         ) as run:
             run.set_tags({"wsfcn.node_id": node_id(), "wsfcn.torch_threads": str(torch.get_num_threads())})
-            fitted, reused = train_or_reuse(params, train, (run.uri, run.run_id), report, quiet)
-            if reused:
-                run.set_tags({"wsfcn.train_reused": str(fitted.out_dir)})
+            fitted, reused, given = None, False, None
+            if spec.checkpoint:  # evaluate a given checkpoint: no training
+                given = describe_checkpoint(spec.checkpoint, spec.checkpoint_sha256)
+                run.set_tags(given.tags)
+            else:
+                fitted, reused = train_or_reuse(params, train, (run.uri, run.run_id), report, quiet)
+                if reused:
+                    run.set_tags({"wsfcn.train_reused": str(fitted.out_dir)})
             outcome = post(params, quiet=quiet)
             numbers = {
-                "n_params": fitted.n_params,
+                "n_params": (given or fitted).n_params,
                 **{k: outcome[k] for k in ("mIoU", "PixAcc") if k in outcome},
             }
             run.log_metrics(numbers)
             for path in outcome.get("files", []):
                 run.log_artifact(path, "eval")
-            run.set_tags({"checkpoint.best": str(fitted.best)})
+            run.set_tags({"checkpoint.best": str(fitted.best) if fitted else spec.checkpoint})
     except BaseException:
         (folder / "error.txt").write_text(traceback.format_exc())
         raise
     summary = {"trial": spec.trial_id, "run_id": run.run_id, "status": "FINISHED", **numbers,
-               "best_epoch": fitted.best_epoch, "train_reused": reused, "folder": str(folder)}  # fmt: skip
+               "best_epoch": fitted.best_epoch if fitted else None, "train_reused": reused,
+               "checkpoint": spec.checkpoint or str(fitted.best), "folder": str(folder)}  # fmt: skip
     (folder / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
