@@ -82,3 +82,33 @@ def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_pa
     assert not fetch_last(ray_checkpoint, last, fingerprint(params), epochs=1)
     assert ray_checkpoint.calls == 2  # the last call downloaded nothing
     assert not fetch_last(ray_checkpoint, tmp_path / "other" / "last.pt", "another-fingerprint")
+
+
+def test_fetch_last_brings_rank0s_best_pt_of_an_earlier_epoch(tmp_path):
+    """The Ray checkpoint carries rank 0's best.pt too: a driver on another node gets the selected epoch."""
+    import shutil
+
+    from torch import nn
+
+    from wsfcn.config import load_params
+    from wsfcn.integrations.ray_train import BEST_NAME, CKPT_NAME, fetch_last
+    from wsfcn.params_io import fingerprint
+    from wsfcn.train.checkpoints import load_checkpoint, save_checkpoint
+
+    params = load_params(None)
+    node = tmp_path / "node"
+    save_checkpoint(node / "best.pt", model=nn.Linear(2, 2), epoch=2, params=params, num_classes=9)
+    save_checkpoint(node / "last.pt", model=nn.Linear(2, 2), epoch=4, params=params, num_classes=9,
+                    metrics={"best_epoch": 2, "best_score": 0.5})  # fmt: skip
+
+    class RayCheckpoint:
+        def to_directory(self, folder: str) -> str:
+            shutil.copy(node / "last.pt", tmp_path / "x")
+            shutil.move(tmp_path / "x", f"{folder}/{CKPT_NAME}")
+            shutil.copy(node / "best.pt", f"{folder}/{BEST_NAME}")
+            return folder
+
+    last = tmp_path / "driver" / "last.pt"
+    assert fetch_last(RayCheckpoint(), last, fingerprint(params))
+    assert load_checkpoint(last)["epoch"] == 4
+    assert load_checkpoint(last.parent / "best.pt")["epoch"] == 2  # the selected epoch, not the last

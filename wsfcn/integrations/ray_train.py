@@ -34,12 +34,12 @@ from wsfcn.integrations.ray_cluster import (
 )
 from wsfcn.params_io import params_from_dict, params_to_dict
 from wsfcn.train.checkpoints import link_or_copy
-from wsfcn.train.loop import NonFiniteLossError
-from wsfcn.train.loop import _repair_best as repair_best
+from wsfcn.train.loop import NonFiniteLossError, repair_best
 
 Report = Callable[[dict], None]
 Fit = Callable[..., Any]
 CKPT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
 
 
 def chain(*reports: Report | None) -> Report:
@@ -69,6 +69,9 @@ class RayReporter:
         folder = tempfile.mkdtemp(prefix="wsfcn-ckpt-")
         try:
             link_or_copy(path, Path(folder) / CKPT_NAME)
+            best = Path(path).parent / BEST_NAME
+            if best.is_file():  # the selected epoch travels too, for a driver on another node
+                link_or_copy(best, Path(folder) / BEST_NAME)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -194,8 +197,8 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: i
 
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
-    downloaded (``Checkpoint.to_directory``) and put in its place; ``best.pt`` follows when the
-    last epoch is the best one (an earlier best stays on rank 0's node). A local ``last.pt`` that
+    downloaded (``Checkpoint.to_directory``) and put in its place, with the ``best.pt`` rank 0 attached
+    to the same Ray checkpoint (METHOD §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
     already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
     """
     from wsfcn.train.checkpoints import newest_resumable
@@ -215,7 +218,11 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: i
         last.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder / CKPT_NAME), str(last.with_suffix(".fetched")))
         os.replace(last.with_suffix(".fetched"), last)
-        repair_best(last.parent / "best.pt", last, fetched[1])  # best.pt = last.pt when the last epoch won
+        if (folder / BEST_NAME).is_file():  # rank 0's best.pt of that epoch
+            shutil.move(str(folder / BEST_NAME), str(last.parent / "best.pt.fetched"))
+            os.replace(last.parent / "best.pt.fetched", last.parent / BEST_NAME)
+        else:  # an older checkpoint without it: best.pt = last.pt when the last epoch won
+            repair_best(last.parent / BEST_NAME, last, fetched[1])
         return True
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -337,13 +337,13 @@ def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:
     fit_.state["resumed_from"] = state["epoch"]
     if fit_.rt.rank == 0:
         fit_.out_dir.mkdir(parents=True, exist_ok=True)  # resumed from Ray's checkpoint on a fresh node
-        _repair_best(fit_.out_dir / "best.pt", path, state)
+        repair_best(fit_.out_dir / "best.pt", path, state)
     if not fit_.quiet and fit_.rt.rank == 0:
         print(f"resuming {fit_.params.train.run_name} from {path} (epoch {state['epoch']})", flush=True)
     return state["epoch"]
 
 
-def _repair_best(best: Path, source: Path, state: dict) -> None:
+def repair_best(best: Path, source: Path, state: dict) -> None:
     """A kill between writing last.pt and linking best.pt leaves best.pt one step behind: relink it."""
     want = state["metrics"]["best_epoch"] or state["epoch"]  # None: best.pt mirrors last.pt
     if want != state["epoch"]:
