@@ -17,7 +17,7 @@ PACKAGE = ROOT / "wsfcn"
 # Lower floors never import higher ones (peers on a floor may import each other, without a circle).
 FLOORS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("wsfcn", "wsfcn.errors", "wsfcn.config", "wsfcn.params_io", "wsfcn.experiments", "wsfcn.device",
-         "wsfcn.arguments")),
+         "wsfcn.arguments", "wsfcn.units")),
     (1, ("wsfcn.data",)),
     (2, ("wsfcn.model",)),
     (3, ("wsfcn.train", "wsfcn.infer", "wsfcn.evaluate", "wsfcn.report")),

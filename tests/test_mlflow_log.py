@@ -69,8 +69,8 @@ def test_run_contents_read_back(uri, tmp_path):
     assert row["tags.checkpoint.last"].endswith("l.pt") and row["status"] == "FINISHED"
     client = MlflowClient(uri)
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val_mIoU")] == [
-        (1, 0.25),
-        (2, 0.35),
+        (1, 25.0),  # logged in percent, the unit of the final mIoU
+        (2, 35.0),
     ]
     assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/epoch_001.png"]
     db_dir = uri[len("sqlite:///") :].rsplit("/", 1)[0]
@@ -135,7 +135,7 @@ def test_train_stage_tracks_an_experiment_run(uri, tmp_path, monkeypatch):
     row = runs.iloc[0]
     assert len(runs) == 1 and row["tags.mlflow.runName"] == "full" and row["status"] == "FINISHED"
     assert row["params.train.epochs"] == "2" and row["metrics.n_params"] > 0
-    assert 0.0 <= row["metrics.val_mIoU"] <= 1.0 and row["tags.checkpoint.best"] == str(out / "best.pt")
+    assert 0.0 <= row["metrics.val_mIoU"] <= 100.0 and row["tags.checkpoint.best"] == str(out / "best.pt")
     client = MlflowClient(uri)
     assert [m.step for m in client.get_metric_history(row["run_id"], "loss")] == [1, 2]
     names = {a.path for a in client.list_artifacts(row["run_id"])} | {

@@ -21,6 +21,7 @@ from typing import Any
 
 from wsfcn.config import ConfigError, Params, flatten
 from wsfcn.params_io import absolute_paths, fingerprint
+from wsfcn.units import in_percent
 
 Report = Callable[[dict], None]
 
@@ -116,10 +117,14 @@ def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
     history = result.history
     last = history[-1] if history else {}
     best = next((e for e in history if e["epoch"] == result.best_epoch), {})
+    history = [in_percent(e) for e in history]  # percent, as every number a person reads
+    last = in_percent(last)
+    best = in_percent(best)
+    miou = params.train.select_by == "miou" and result.best_score is not None
     metrics = {
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
-        "best_score": result.best_score,
+        "best_score": 100.0 * result.best_score if miou else result.best_score,
         "select_by": params.train.select_by,
         "n_params": result.n_params,
         "params_M": round(result.n_params / 1e6, 2),

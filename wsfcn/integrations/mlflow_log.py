@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from wsfcn.config import Params, flatten
 from wsfcn.params_io import fingerprint
+from wsfcn.units import in_percent
 
 RUN_NAME_TAG = "mlflow.runName"
 BATCH = 100  # MLflow's limit of params per log_batch call
@@ -32,9 +33,6 @@ BATCH = 100  # MLflow's limit of params per log_batch call
 # still opens the view of its GenAI / Model-training switch; ?workflowType=machine_learning flips it.)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-# the quick validation numbers of an epoch are fractions (as history.csv); MLflow also gets them in percent,
-# the unit of the final mIoU / PixAcc the evaluate stage logs
-PERCENT_COPIES = {"val_mIoU": "val_mIoU_percent", "val_pixacc": "val_PixAcc_percent"}
 
 
 def resolve_uri(uri: str, root: str | Path | None = None) -> str:
@@ -160,9 +158,7 @@ class MLflowReporter:
             for k, v in report.items()
             if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None
         }
-        for fraction, percent in PERCENT_COPIES.items():  # the paper's unit beside the fraction
-            if fraction in numbers:
-                numbers[percent] = round(100.0 * numbers[fraction], 4)
+        numbers = in_percent(numbers)  # quick val mIoU / PixAcc / mAP in percent, as the final numbers
         metrics = [Metric(k, v, now, step) for k, v in numbers.items()]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
