@@ -33,17 +33,23 @@ def port_open(port: int) -> bool:
         return True
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``, from /proc."""
+def live_processes(field: int, value: int) -> list[int]:
+    """Live (non-zombie) pids whose /proc stat ``field`` (after the name: 0 state, 1 ppid, 2 pgrp,
+    3 session) equals ``value``."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+        if int(fields[field]) == value and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``."""
+    return live_processes(2, pgid)
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
@@ -62,16 +68,8 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
 
 
 def session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid`` (Ray starts workers in their own groups)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session, ...
-            members.append(int(stat.parent.name))
-    return members
+    """Live processes of session ``sid`` (Ray starts workers in their own groups)."""
+    return live_processes(3, sid)
 
 
 def stop_session(proc: subprocess.Popen, grace_s: float = 20) -> None:

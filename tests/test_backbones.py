@@ -1,24 +1,11 @@
 """Backbones (METHOD §2): output channels/strides, exact parameter counts, freezing, official key names."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from official_keys import official_shapes
 from torch import nn
 
 from wsfcn.model.backbones import BACKBONES, VGG16, Backbone, MiniResNet, ResNet38, build_backbone
-
-OFFICIAL_KEYS = Path(__file__).parent / "data" / "official_state_dict_keys.txt"
-
-
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    """``{key: shape}`` of the released WS-FCN checkpoint (official_state_dict_keys.txt)."""
-    shapes = {}
-    for line in OFFICIAL_KEYS.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape = line.split("\t")
-            shapes[key] = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
-    return shapes
 
 
 @pytest.fixture(scope="module")

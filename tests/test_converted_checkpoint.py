@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from official_keys import official_shapes
 from PIL import Image
 
 from wsfcn import cli
@@ -29,20 +30,10 @@ from wsfcn.params_io import params_from_dict
 from wsfcn.train.checkpoints import load_checkpoint, load_model
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL_KEYS = REPO / "tests" / "data" / "official_state_dict_keys.txt"
 RELEASE = "model_enc_e018Xs0.905.pth"
 NETWORK = ModelParams(backbone="vgg16", head_channels=32)  # fca + sf2, code forms: the authors' head
 HEAD_NAMES = {"context.": "fca.", "fusion.align.": "align1.", "fusion.sf2.": "sf2.", "decoder.": "last_conv."}
 INFER = {"scales": [1.0, 0.5], "flip": True, "fp_cut": 0.0, "bg_constant": 0.0}  # keep every class
-
-
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in OFFICIAL_KEYS.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape = line.split("\t")
-            shapes[key] = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
-    return shapes
 
 
 def authors_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

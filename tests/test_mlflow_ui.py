@@ -4,10 +4,8 @@
 which is killed as a whole at the end (its children outlive a SIGTERM to the parent alone).
 """
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import free_port, group_members
+from services import free_port, group_members, stop_group
 
 HEALTH_TIMEOUT_S = 60
 
@@ -88,14 +86,5 @@ def test_mlflow_ui_lists_the_runs_and_stops_as_a_group(tmp_path):
             assert metrics["mIoU"] == {"baseline": 40.0, "full": 45.0}[tags["wsfcn.run"]]
             assert r["info"]["status"] == "FINISHED"
     finally:
-        with contextlib.suppress(ProcessLookupError):  # the group may already be gone
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while group_members(pgid) and time.monotonic() < deadline:
-            proc.poll()  # reap the direct child
-            time.sleep(0.2)
-        if group_members(pgid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        stop_group(proc)
     assert group_members(pgid) == []

@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures_data import write_coco_tree, write_sbd_tree, write_voc_tree
+from official_keys import official_shapes
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL_KEYS = REPO / "tests" / "data" / "official_state_dict_keys.txt"
 README_TABLE4 = ["pipeline/ablate.py", "--experiment", "experiments/table4_voc.yaml", "--setting", "paper"]
 # Table IV's four val runs and one test run (test_crf adds only a CRF on predictions nobody scores)
 RUNS4 = ["--runs", "val,val_crf,val_gt,val_gt_crf,test"]
@@ -62,15 +62,6 @@ VOC_TRAIN, VOC_VAL, VOC_TEST = ["2007_000032", "2007_000039"], ["2007_000033", "
 SBD_TRAIN, SBD_VAL = ["2008_000100", "2007_000032"], ["2009_000001"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
-
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in OFFICIAL_KEYS.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape = line.split("\t")
-            shapes[key] = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
-    return shapes
 
 
 def constant(key: str, shape: tuple[int, ...]) -> torch.Tensor:

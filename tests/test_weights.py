@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from official_keys import official_shapes
 
 from wsfcn.commands import convert_checkpoint
 from wsfcn.model.backbones import VGG16, MiniResNet, ResNet38, ResNet50
@@ -23,17 +24,7 @@ from wsfcn.model.weights import (
     read_state_dict,
 )
 
-OFFICIAL_KEYS = Path(__file__).parent / "data" / "official_state_dict_keys.txt"
 HEAD_MAP = {"fca.": "context.", "align1.": "fusion.align.", "sf2.": "fusion.sf2.", "last_conv.": "decoder."}
-
-
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in OFFICIAL_KEYS.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape = line.split("\t")
-            shapes[key] = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
-    return shapes
 
 
 def constant_state(shapes: dict[str, tuple[int, ...]], start: int = 1) -> dict[str, torch.Tensor]:

@@ -75,11 +75,8 @@ def run_fit(
     In-process, ``report`` and the MLflow run ``mlflow_run = (uri, run_id)`` receive the epoch
     reports; on Ray, rank 0 logs to ``mlflow_run`` from inside its worker.
     """
-    from wsfcn.train.checkpoints import newest_resumable
     from wsfcn.train.loop import FitResult, fit
 
-    if params.train.num_workers < 0:
-        raise ConfigError(f"train.num_workers must be >= 0, got {params.train.num_workers}")
     if params.train.num_workers == 0:
         from wsfcn.integrations.mlflow_log import MLflowReporter
         from wsfcn.integrations.ray_train import chain
@@ -90,7 +87,7 @@ def run_fit(
 
     params = absolute_paths(params)
     last = Path(params.train.out_dir) / "last.pt"
-    fresh = not resume or newest_resumable([last], fingerprint(params)) is None
+    fresh = not resume or resumable_state(params) is None
     checkpoint = launch_torch_trainer(
         params, fit=fit, fresh=fresh, mlflow_run=mlflow_run, resume=resume, quiet=quiet,
         resources=worker_resources, inside_tune=inside_tune,
@@ -99,17 +96,24 @@ def run_fit(
     return FitResult.from_checkpoint(last)
 
 
+def resumable_state(params: Params) -> dict | None:
+    """The state of ``train.out_dir/last.pt`` if a run of these params may resume from it, else None."""
+    from wsfcn.train.checkpoints import newest_resumable
+
+    found = newest_resumable([Path(params.train.out_dir) / "last.pt"], fingerprint(params))
+    return found[1] if found else None
+
+
 def finished_training(params: Params):
     """The FitResult of ``train.out_dir/last.pt`` if it holds these params after ``train.epochs``.
 
     None when there is no such file, or it holds other params or fewer epochs.
     """
-    from wsfcn.train.checkpoints import newest_resumable
     from wsfcn.train.loop import FitResult
 
-    last = Path(params.train.out_dir) / "last.pt"
-    found = newest_resumable([last], fingerprint(params))
-    return FitResult.from_checkpoint(last) if found and found[1]["epoch"] == params.train.epochs else None
+    state = resumable_state(params)
+    done = state is not None and state["epoch"] == params.train.epochs
+    return FitResult.from_checkpoint(Path(params.train.out_dir) / "last.pt") if done else None
 
 
 def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
@@ -175,15 +179,12 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
     and history.csv; tag the run with the checkpoints. Re-running the same ``train.run_name`` resumes."""
     from contextlib import nullcontext
 
-    from wsfcn.train.checkpoints import newest_resumable
-
     check_before_training(params)
     tracker = nullcontext()
     if params.tracking.enabled:
         from wsfcn.integrations.mlflow_log import tracked_run
 
-        last = Path(params.train.out_dir) / "last.pt"
-        resuming = resume and newest_resumable([last], fingerprint(params)) is not None
+        resuming = resume and resumable_state(params) is not None
         tracker = tracked_run(params, experiment, params.train.run_name, resume=resuming)
     with tracker as run:
         mlflow_run = (run.uri, run.run_id) if run else None
