@@ -232,6 +232,8 @@ class TrainParams:
     pretrain_epochs: int = 7
     batch_size: int = 16
     lr: float = 1e-3
+    lr_schedule: Literal["constant", "poly"] = "constant"  # poly: decay after PRETRAIN (embedded only)
+    lr_power: float = 0.9  # poly: lr * (1 - t / T) ** lr_power over the self-training steps
     momentum: float = 0.9
     weight_decay: float = 5e-4
     head_lr_mult: float = 20.0
@@ -251,7 +253,8 @@ class TrainParams:
     figure_every: int = 5
     run_name: str = "default"
     out_dir: str = "outputs/train"
-    select_by: Literal["miou", "val_loss"] = "miou"  # best.pt: quick val mIoU, or 1 - val loss (authors)
+    # best.pt: quick val mIoU, 1 - val loss (authors), or the last epoch (no choice made on val images)
+    select_by: Literal["miou", "val_loss", "last"] = "miou"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     max_failures: int = 1  # Ray Train worker-group restarts from the last checkpoint
 
@@ -263,6 +266,7 @@ class TrainParams:
         )  # fmt: skip
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "at least 1 image per step")
         _check(self.lr > 0, "train.lr", self.lr, "a positive learning rate")
+        _check(self.lr_power > 0, "train.lr_power", self.lr_power, "a positive exponent of the poly decay")
         _check(0 <= self.momentum < 1, "train.momentum", self.momentum, "in [0, 1)")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
         for key in ("head_lr_mult", "head_bias_lr_mult"):
@@ -547,6 +551,8 @@ EMBEDDED_DIFFERS: dict[str, str] = {
     "train.pretrain_epochs": "3 classification-only epochs (paper: 7)",
     "train.batch_size": "32 images of 96 px on one CPU (paper: 16 of 321 px on 2 GPUs)",
     "train.lr": "from scratch at this scale (paper: 1e-3 on ImageNet weights)",
+    "train.lr_schedule": "poly decay over the self-training epochs steadies the last epoch (paper: constant)",
+    "train.select_by": "the last epoch: no choice made on val images (paper setting: best quick val mIoU)",
     "train.head_lr_mult": "no pretrained backbone to protect (paper: x20 heads)",
     "train.head_bias_lr_mult": "likewise (paper: x40)",
     "train.val_every": "a quick val mIoU every epoch for the curve (paper setting: every 2)",

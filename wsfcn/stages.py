@@ -124,7 +124,7 @@ def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
     history = [in_percent(e) for e in history]  # percent, as every number a person reads
     last = in_percent(last)
     best = in_percent(best)
-    miou = params.train.select_by == "miou" and result.best_score is not None
+    miou = params.train.select_by in ("miou", "last") and result.best_score is not None
     metrics = {
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,

@@ -71,6 +71,21 @@ def granted_cpus(default: int | None = None) -> int:
     return max(1, default if default is not None else machine_cores())
 
 
+def node_cpus(default: int | None = None) -> int:
+    """The CPUs Ray counts on the calling process's node (``default`` or this machine's cores outside Ray)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            here = ray.get_runtime_context().get_node_id()
+            for node in ray.nodes():
+                if node.get("NodeID") == here and node.get("Alive"):
+                    return max(1, int(node.get("Resources", {}).get("CPU", 1)))
+    except Exception:  # not inside Ray
+        pass
+    return max(1, default if default is not None else machine_cores())
+
+
 def storage_location(storage: str, *parts: str) -> tuple[str, object | None]:
     """``(storage_path, storage_filesystem)`` for Ray's ``RunConfig``, with ``parts`` joined on.
 

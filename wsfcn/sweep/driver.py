@@ -11,6 +11,8 @@ experiments file attached.
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from wsfcn.config import ConfigError, parse_overrides
 from wsfcn.experiments import load_experiment
 from wsfcn.params_io import params_from_dict
+from wsfcn.sweep.idle_cores import CoreLedger
 from wsfcn.sweep.plan import (
     TrialOutcome,
     TrialSpec,
@@ -46,11 +49,16 @@ def trial_body(
     cluster: dict,
     concurrent: int,
     quiet: bool,
+    ledger: CoreLedger | None = None,
 ) -> dict[str, Any]:
-    """What one Tune trial runs: :func:`run_trial` with threads and workers sized to its resources."""
+    """What one Tune trial runs: :func:`run_trial` with threads and workers sized to its resources.
+
+    An in-process trial marks its start and end in ``ledger`` and, between epochs, takes the cores
+    no other trial will use (:mod:`wsfcn.sweep.idle_cores`).
+    """
     import torch
 
-    from wsfcn.integrations.ray_cluster import check_data_visible, granted_cpus
+    from wsfcn.integrations.ray_cluster import check_data_visible, granted_cpus, node_cpus
     from wsfcn.integrations.ray_tune import remote_call
     from wsfcn.stages import run_fit
 
@@ -61,7 +69,24 @@ def trial_body(
         threads = granted_cpus(default=int(trial_resources(params, cluster, concurrent)["cpu"]))
         torch.set_num_threads(threads)
         post = functools.partial(infer_and_evaluate, processes=threads)
-        summary = run_trial(spec, post=post, report=report, quiet=quiet)
+        if ledger is None:
+            summary = run_trial(spec, post=post, report=report, quiet=quiet)
+        else:
+            cores = node_cpus(default=threads)
+
+            def report_and_grow(entry: dict) -> None:
+                report(entry)
+                want = ledger.threads(threads, cores)
+                if want != torch.get_num_threads():
+                    torch.set_num_threads(want)
+                    if not quiet:
+                        print(f"{trial_id}: {want} torch threads (idle cores joined)", flush=True)
+
+            ledger.mark(trial_id, "started")
+            try:
+                summary = run_trial(spec, post=post, report=report_and_grow, quiet=quiet)
+            finally:
+                ledger.mark(trial_id, "finished")
     else:
         resources = worker_resources(params, cluster, concurrent)
         train = functools.partial(run_fit, worker_resources=resources, inside_tune=True)
@@ -103,19 +128,23 @@ def run_trials(
 
     cluster = start_ray(address, quiet=quiet)
     by_id = {s.trial_id: s for s in specs}
+    ledger = CoreLedger(tempfile.mkdtemp(prefix="wsfcn-cores-"), total=len(specs))
     concurrent = max_concurrent or (1 if any(s.to_params().train.num_workers for s in specs) else 0)
     try:
         for spec in specs:
             check_fits(spec, cluster, concurrent)
         if before is not None:
             before()
-        body = functools.partial(trial_body, specs=by_id, cluster=cluster, concurrent=concurrent, quiet=quiet)
+        body = functools.partial(
+            trial_body, specs=by_id, cluster=cluster, concurrent=concurrent, quiet=quiet, ledger=ledger
+        )
         resources = lambda trial: trial_resources(by_id[trial].to_params(), cluster, concurrent)  # noqa: E731
         results = run_grid(
             list(by_id), body, resources, storage, max_concurrent=concurrent, quiet=quiet, name=name
         )
     finally:
         stop_ray()
+        shutil.rmtree(ledger.folder, ignore_errors=True)
     outcomes = []
     for spec in specs:
         result = results.get(spec.trial_id)

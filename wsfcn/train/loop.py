@@ -10,6 +10,7 @@ those of an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -34,7 +35,7 @@ from wsfcn.train.checkpoints import (
     save_checkpoint,
 )
 from wsfcn.train.figures import PanelRow, save_training_figure
-from wsfcn.train.optim import build_optimizer
+from wsfcn.train.optim import build_optimizer, lr_factor, set_lr
 from wsfcn.train.runtime import (
     Runtime,
     all_mean,
@@ -108,8 +109,12 @@ def train_one_epoch(
     rt: Runtime,
     max_steps: int = 0,
     progress: bool = False,
+    lr_at: Callable[[int, int], float] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` (at most ``max_steps`` steps when > 0).
+
+    ``lr_at(step, steps)``, when given, is the backbone-weight learning rate of each step (the
+    groups scale it by their ``lr_mult``); without it the groups keep their rates.
 
     Returns the rank-averaged mean ``loss``, ``loss_cls``, ``loss_mask``, the training ``mAP`` of
     this rank's scores, ``images_per_s`` (all ranks) and ``steps``. Raises
@@ -138,6 +143,8 @@ def train_one_epoch(
             raise NonFiniteLossError(f"non-finite loss ({values[0]}) at epoch {epoch} step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if lr_at is not None:
+            set_lr(optimizer, lr_at(step, steps))
         optimizer.step()
         sums += values
         scores.append(out.scores.detach().float().cpu())
@@ -359,10 +366,17 @@ def repair_best(best: Path, source: Path, state: dict) -> None:
 def select_best(state: dict, entry: dict, tp: TrainParams) -> bool:
     """METHOD §6.1: after PRETRAIN keep the best validation score (ties → later epoch).
 
+    ``select_by: last`` (embedded) keeps every self-training epoch, so best.pt is the last one.
+
     ``entry`` is an epoch report (gets ``val_score``); ``state`` holds ``best_epoch``/``best_score``
     and is updated when ``entry`` is the new best.
     """
-    if "val_mIoU" not in entry or entry["epoch"] <= tp.pretrain_epochs:
+    if entry["epoch"] <= tp.pretrain_epochs:
+        return False
+    if tp.select_by == "last":  # every self-training epoch replaces the last; no val images consulted
+        state.update(best_epoch=entry["epoch"], best_score=entry.get("val_mIoU"))
+        return True
+    if "val_mIoU" not in entry:
         return False
     score = entry["val_mIoU"] if tp.select_by == "miou" else 1.0 - entry["val_loss"]
     entry["val_score"] = score
@@ -386,7 +400,23 @@ def _save(fit_: _Fit, epoch: int, is_best: bool) -> Path:
     )
     if is_best or fit_.state["best_epoch"] is None:  # before PRETRAIN ends best.pt mirrors last.pt
         link_or_copy(last, fit_.out_dir / "best.pt")
+    if epoch == fit_.params.train.pretrain_epochs:  # the network's own masks before self-training
+        link_or_copy(last, fit_.out_dir / "pretrain.pt")
     return last
+
+
+def _scheduled_lr(tp: TrainParams, epoch: int, step: int, steps: int) -> float:
+    """``train.lr`` times the schedule's factor at ``step`` of ``steps`` in ``epoch``."""
+    factor = lr_factor(
+        tp.lr_schedule,
+        power=tp.lr_power,
+        epoch=epoch,
+        step=step,
+        steps_per_epoch=steps,
+        pretrain_epochs=tp.pretrain_epochs,
+        epochs=tp.epochs,
+    )
+    return tp.lr * factor
 
 
 def _epoch(fit_: _Fit, epoch: int) -> dict:
@@ -402,6 +432,7 @@ def _epoch(fit_: _Fit, epoch: int) -> dict:
         rt=rt,
         max_steps=tp.max_steps_per_epoch,
         progress=not fit_.quiet and rt.rank == 0,
+        lr_at=None if tp.lr_schedule == "constant" else functools.partial(_scheduled_lr, tp, epoch),
     )
     entry = {"epoch": epoch, **stats}
     if rt.rank == 0 and (epoch % max(tp.val_every, 1) == 0 or epoch == tp.epochs):

@@ -6,7 +6,8 @@
 * new-layer biases, BN β included: ``head_bias_lr_mult·lr`` (×40 WS-FCN, ×20 baseline), no decay.
 
 "New" layers are ``model.new_layers()``; every other trainable parameter must belong to
-``model.backbone``. The learning rate is constant (the code's ``PolyOptimizer`` is commented out).
+``model.backbone``. The learning rate is constant (the code's ``PolyOptimizer`` is commented out);
+``train.lr_schedule: poly`` (embedded only) decays it over the self-training steps, see :func:`lr_factor`.
 """
 
 from __future__ import annotations
@@ -82,3 +83,33 @@ def build_optimizer(
     if not groups:
         raise ValueError("the model has no trainable parameters")
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def lr_factor(
+    schedule: str,
+    *,
+    power: float,
+    epoch: int,
+    step: int,
+    steps_per_epoch: int,
+    pretrain_epochs: int,
+    epochs: int,
+) -> float:
+    """The multiplier of every group's base rate at ``step`` (from 0) of ``epoch`` (from 1).
+
+    ``constant``: 1. ``poly``: 1 through the PRETRAIN epochs, then ``(1 - t / T) ** power`` with
+    ``t`` the self-training steps done and ``T`` all of them, so the last step runs at a small rate.
+    """
+    if schedule == "constant" or epoch <= pretrain_epochs:
+        return 1.0
+    if schedule != "poly":
+        raise ValueError(f"unknown train.lr_schedule {schedule!r} (constant | poly)")
+    total = (epochs - pretrain_epochs) * steps_per_epoch
+    done = (epoch - pretrain_epochs - 1) * steps_per_epoch + step
+    return max(0.0, 1.0 - done / max(total, 1)) ** power
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at ``lr * group['lr_mult']`` (``lr``: the backbone weights' rate)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_mult"]

@@ -1,0 +1,81 @@
+"""The embedded-only schedule (``train.lr_schedule: poly``) and selection (``train.select_by: last``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_training import prepare_tiny_data, tiny_params
+
+from wsfcn.config import ConfigError, TrainParams
+from wsfcn.experiments import experiment_run_params
+from wsfcn.train.loop import fit, select_best
+from wsfcn.train.optim import lr_factor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def factor(schedule, epoch, step, *, steps=10, pretrain=3, epochs=10, power=0.9):
+    return lr_factor(
+        schedule,
+        power=power,
+        epoch=epoch,
+        step=step,
+        steps_per_epoch=steps,
+        pretrain_epochs=pretrain,
+        epochs=epochs,
+    )
+
+
+def test_constant_is_one_everywhere():
+    assert {factor("constant", e, s) for e in range(1, 11) for s in range(10)} == {1.0}
+
+
+def test_poly_holds_through_pretrain_then_decays_to_near_zero():
+    assert {factor("poly", e, s) for e in (1, 2, 3) for s in range(10)} == {1.0}
+    decayed = [factor("poly", e, s) for e in range(4, 11) for s in range(10)]
+    assert decayed[0] == 1.0
+    assert all(a > b for a, b in zip(decayed, decayed[1:], strict=False)), "strictly decreasing"
+    assert decayed[-1] == pytest.approx((1 / 70) ** 0.9)
+    assert factor("poly", 7, 5, power=1.0) == pytest.approx(1 - 35 / 70)
+
+
+def test_lr_power_must_be_positive():
+    with pytest.raises(ConfigError, match="train.lr_power"):
+        TrainParams(lr_power=0.0)
+
+
+def test_select_last_keeps_every_self_training_epoch_without_val():
+    tp = TrainParams(epochs=4, pretrain_epochs=2, select_by="last")
+    state = {"best_epoch": None, "best_score": None}
+    assert not select_best(state, {"epoch": 2, "val_mIoU": 0.9}, tp)
+    assert select_best(state, {"epoch": 3, "val_mIoU": 0.8}, tp) and state["best_epoch"] == 3
+    assert select_best(state, {"epoch": 4, "val_mIoU": 0.5}, tp), "a worse val mIoU is kept all the same"
+    assert state == {"best_epoch": 4, "best_score": 0.5}
+    assert select_best(state, {"epoch": 5}, tp) and state["best_score"] is None
+
+
+def test_paper_setting_keeps_the_authors_schedule_and_selection():
+    table1, base = ROOT / "experiments/table1_ablation.yaml", ROOT / "params.yaml"
+    params, _ = experiment_run_params(table1, "full", "paper", base, {})
+    assert (params.train.lr_schedule, params.train.select_by) == ("constant", "miou")
+    embedded, _ = experiment_run_params(table1, "full", "embedded", base, {})
+    assert (embedded.train.lr_schedule, embedded.train.select_by) == ("poly", "last")
+
+
+def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path):
+    data = prepare_tiny_data(tmp_path / "data")
+    sets = dict(train__epochs=3, train__pretrain_epochs=1, train__lr_schedule="poly", train__select_by="last")
+    params = tiny_params(data, tmp_path, **sets)
+    fit(params, report=lambda entry: None, quiet=True)
+    out = Path(params.train.out_dir)
+    last = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
+    steps = last["metrics"]["history"][-1]["steps"]
+    total = 2 * steps  # epochs 2 and 3 self-train; the last step is number total - 1
+    want = params.train.lr * (1 - (total - 1) / total) ** params.train.lr_power
+    groups = last["optimizer"]["param_groups"]
+    assert all(g["lr"] == pytest.approx(want * g["lr_mult"]) for g in groups)
+    assert torch.load(out / "pretrain.pt", weights_only=True, map_location="cpu")["epoch"] == 1
+    best = torch.load(out / "best.pt", weights_only=True, map_location="cpu")
+    assert best["epoch"] == 3, "select_by last: best.pt is the last epoch"
