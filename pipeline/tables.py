@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="JSON",
         help="also show this dvc repro result (evaluate's metrics.json) as the rows its params reproduce",
     )
+    parser.add_argument("--save-runs", metavar="CSV", help="also write the run rows the tables came from")
+    parser.add_argument("--runs-csv", metavar="CSV", help="build from a --save-runs file instead of MLflow")
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         result = stages.tables(
             params_from_args(args), experiments=args.experiments, setting=args.setting,
             pipeline_metrics=args.pipeline_metrics, params_path=params_path(args),
+            save_runs=args.save_runs, runs_csv=args.runs_csv,
         )  # fmt: skip
         for path in result.paths:
             print(f"wrote {path}", file=sys.stderr)

@@ -52,7 +52,7 @@ def test_layout_paper_columns_mean_std_n_delta_and_missing():
     assert list(table.display["Run"]) == ["baseline", "mclm", "mclm_srm", "sf2", "full"]  # file order
     assert list(table.display.columns) == [
         "Run", "mIoU paper", "mIoU ours", "Δ mIoU", "PixAcc paper", "PixAcc ours", "Δ PixAcc",
-        "Params (M) paper", "Params (M) ours",
+        "Δ mIoU vs baseline", "p (Welch)", "Params (M) paper", "Params (M) ours",
     ]  # fmt: skip
     base = table.display.iloc[0]
     assert (base["mIoU paper"], base["PixAcc paper"], base["Params (M) paper"]) == (
@@ -75,6 +75,38 @@ def test_layout_paper_columns_mean_std_n_delta_and_missing():
     assert numbers.loc["full", "delta_mIoU"] == pytest.approx(61.0 - 60.68)
     assert "Ours: PASCAL VOC 2012 val, setting `paper`" in table.caption
     assert table.stem == "table1" and table.comparison is None
+
+
+def test_rows_are_tested_against_the_reference_with_welch():
+    from scipy import stats
+
+    base, full, sf2 = [70.1, 71.3, 69.8], [73.0, 74.2, 72.9], [70.9, 69.5, 71.8]
+    frame = pd.DataFrame(
+        [run_row("table1_ablation", "baseline", i, v, 90.0) for i, v in enumerate(base)]
+        + [run_row("table1_ablation", "full", i, v, 90.0) for i, v in enumerate(full)]
+        + [run_row("table1_ablation", "sf2", i, v, 90.0) for i, v in enumerate(sf2)]
+        + [run_row("table1_ablation", "mclm", 0, 75.0, 90.0)]
+    )
+    table = experiment_table(TABLE1, frame)
+    numbers, shown = table.numbers.set_index("run"), table.display.set_index("Run")
+    for run, values in (("full", full), ("sf2", sf2)):
+        want = stats.ttest_ind(values, base, equal_var=False).pvalue
+        assert numbers.loc[run, "p_mIoU"] == pytest.approx(want, rel=1e-9)
+        assert numbers.loc[run, "vs_ref_mIoU"] == pytest.approx(sum(values) / 3 - sum(base) / 3)
+    assert shown.loc["full", "p (Welch)"].endswith(" *"), "3 points apart, spread ~0.7: beyond the spread"
+    assert not shown.loc["sf2", "p (Welch)"].endswith("*"), "0.3 points apart, spread ~1.1: within it"
+    assert shown.loc["baseline", "Δ mIoU vs baseline"] == "reference"
+    assert shown.loc["mclm", "p (Welch)"] == MISSING, "one seed has no spread to test"
+    assert any("Welch" in note for note in table.notes)
+
+
+def test_a_reference_that_is_not_a_run_is_refused(tmp_path):
+    from wsfcn.config import ConfigError
+
+    path = tmp_path / "x.yaml"
+    path.write_text("name: x\nreference: nope\nruns: {a: {}}\n")
+    with pytest.raises(ConfigError, match="reference 'nope' is not a run"):
+        load_experiment(path)
 
 
 def test_embedded_runs_are_never_presented_as_voc():
@@ -285,6 +317,20 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     md = (out / "table1.md").read_text()
     assert "58.50 ± 0.71 (n=2)" in md and "61.00 (n=1)" in md and "PASCAL VOC 2012 val, setting `paper`" in md
     assert {p.name for p in out.iterdir()} == {f"table{n}.{e}" for n in (1, 3) for e in ("md", "tex", "csv")}
+
+    # --save-runs keeps the rows the tables came from; --runs-csv rebuilds the same tables from them
+    saved, again = tmp_path / "results" / "runs.csv", tmp_path / "again"
+    code = stage.main(
+        [*argv, "--set", f"tables.out_dir={out}", "--experiments", *files, "--save-runs", str(saved)]
+    )
+    assert code == 0 and len(pd.read_csv(saved)) == 3
+    offline = ["--params", str(ROOT / "params.yaml"), "--set", "tracking.uri=sqlite:///nowhere/x.db"]
+    code = stage.main(
+        [*offline, "--set", f"tables.out_dir={again}", "--experiments", *files, "--runs-csv", str(saved)]
+    )
+    assert code == 0
+    for name in ("table1.md", "table1.csv", "table3.md"):
+        assert (again / name).read_text() == (out / name).read_text(), name
 
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():

@@ -35,6 +35,7 @@ class Experiment:
     paper: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str = ""
     setting_runs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    reference: str = ""  # a run the others are tested against (Welch's t-test over seeds), "" = none
 
     def overrides(self, run: str, setting: str | None = None) -> dict[str, Any]:
         """Dotted overrides of ``run`` at ``setting`` (None: no setting block)."""
@@ -70,7 +71,7 @@ class Experiment:
 def load_experiment(path: str | Path) -> Experiment:
     """Read an ``experiments/*.yaml`` file.
 
-    Keys: name, caption, common, settings, runs, setting_runs, paper.
+    Keys: name, caption, common, settings, runs, setting_runs, paper, reference.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,13 +79,16 @@ def load_experiment(path: str | Path) -> Experiment:
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (name, caption, common, settings, runs)")
-    allowed = {"name", "caption", "common", "settings", "runs", "setting_runs", "paper"}
+    allowed = {"name", "caption", "common", "settings", "runs", "setting_runs", "paper", "reference"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
     runs = raw.get("runs") or {}
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name -> overrides")
+    reference = str(raw.get("reference") or "")
+    if reference and reference not in runs:
+        raise ConfigError(f"{path}: reference {reference!r} is not a run; runs are {list(runs)}")
     settings = {k: resolve_setting(path, k, v) for k, v in (raw.get("settings") or {}).items()}
     setting_runs = {k: (v or {}) for k, v in (raw.get("setting_runs") or {}).items()}
     for setting, per_run in setting_runs.items():
@@ -105,6 +109,7 @@ def load_experiment(path: str | Path) -> Experiment:
         paper=raw.get("paper") or {},
         path=str(path),
         setting_runs=setting_runs,
+        reference=reference,
     )
 
 

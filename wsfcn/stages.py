@@ -464,11 +464,14 @@ def tables(
     setting: str | None = None,
     pipeline_metrics: str | Path | None = None,
     params_path: str | Path | None = "params.yaml",
+    save_runs: str | Path | None = None,
+    runs_csv: str | Path | None = None,
 ) -> TablesResult:
     """The MLflow runs of each experiments file → ``tables.out_dir/table{N}.{md,tex,csv}`` (METHOD §12).
 
     ``pipeline_metrics`` (evaluate's metrics.json of a ``dvc repro``) adds this pipeline's own result as
-    the rows its params reproduce.
+    the rows its params reproduce. ``save_runs``: also write the run rows the tables came from (the
+    logging contract's columns) as CSV; ``runs_csv``: build from such a file instead of MLflow.
     """
     import pandas as pd
 
@@ -478,7 +481,12 @@ def tables(
     from wsfcn.report.writers import write_table
 
     loaded = [load_experiment(p) for p in (experiments or params.tables.experiments)]
-    runs = read_runs(params.tracking.uri, [e.name for e in loaded])
+    if runs_csv:
+        from wsfcn.report.tables import read_runs_csv
+
+        runs = read_runs_csv(runs_csv)
+    else:
+        runs = read_runs(params.tracking.uri, [e.name for e in loaded])
     if pipeline_metrics:
         path = Path(pipeline_metrics)
         if not path.is_file():
@@ -498,6 +506,12 @@ def tables(
         runs = pd.concat(frames, ignore_index=True) if frames else runs
     built = [experiment_table(e, runs, setting, paper_param_counts(e, params_path)) for e in loaded]
     paths = [p for table in built for p in write_table(table, params.tables.out_dir)]
+    if save_runs:
+        from wsfcn.report.tables import contract_columns
+
+        Path(save_runs).parent.mkdir(parents=True, exist_ok=True)
+        contract_columns(runs).to_csv(save_runs, index=False)
+        paths.append(Path(save_runs))
     return TablesResult(built, paths)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -67,6 +68,28 @@ def empty_runs() -> pd.DataFrame:
     """A run frame with the contract's columns and no rows."""
     columns = ["run_id", "status", *TAG_COLUMNS.values(), *(f"metrics.{m}" for m in (*METRICS, "n_params"))]
     return pd.DataFrame(columns=columns)
+
+
+def contract_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a run frame that the tables read (run id, status, start time, ``tags.wsfcn*``,
+    the metrics, ``infer.max_images``, the run name), rows sorted by experiment, run and seed."""
+    keep = ["run_id", "status", "start_time", "tags.mlflow.runName", MAX_IMAGES]
+    keep += [c for c in runs.columns if c.startswith("tags.wsfcn")]
+    keep += [f"metrics.{m}" for m in (*METRICS, "n_params")]
+    frame = runs[[c for c in dict.fromkeys(keep) if c in runs.columns]]
+    order = [c for c in (*TAG_COLUMNS.values(), "start_time") if c in frame.columns]
+    return frame.sort_values(order, kind="stable") if order else frame
+
+
+def read_runs_csv(path: str | Path) -> pd.DataFrame:
+    """A run frame written by :func:`contract_columns` (``pipeline/tables.py --save-runs``); tags as text."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (write it with pipeline/tables.py --save-runs)")
+    frame = pd.read_csv(path, dtype=str)
+    for column in [c for c in frame.columns if c.startswith("metrics.")]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def paper_values(experiment: Experiment) -> dict[str, dict[str, float]]:
@@ -277,6 +300,8 @@ def experiment_table(
             for _, r in numbers.iterrows()
         ]
         display[f"Δ {metric}"] = numbers[f"delta_{metric}"].map(lambda d: _num(d, "{:+.2f}"))
+    if experiment.reference and experiment.reference in set(numbers["run"]):
+        _versus_reference(experiment.reference, numbers, display, notes)
     if with_params:
         display["Params (M) paper"] = numbers["paper_params_m"].map(_num)
         display["Params (M) ours"] = numbers["params_m"].map(_num)
@@ -298,6 +323,32 @@ def experiment_table(
         display=display,
         comparison=comparison_table(experiment, numbers if comparable else None, subsets),
         notes=notes,
+    )
+
+
+def _versus_reference(reference: str, numbers: pd.DataFrame, display: pd.DataFrame, notes: list[str]) -> None:
+    """Columns ``Δ mIoU vs <reference>`` and Welch's p-value over seeds (numbers: ``vs_ref_mIoU``,
+    ``p_mIoU``); a row with p < ALPHA differs from the reference by more than the seed spread."""
+    from wsfcn.report.significance import ALPHA, welch_p
+
+    ref = numbers[numbers["run"] == reference].iloc[0]
+    deltas, ps = [], []
+    for _, row in numbers.iterrows():
+        same = row["run"] == reference
+        deltas.append(math.nan if same else row["mIoU_mean"] - ref["mIoU_mean"])
+        args = (row["mIoU_mean"], row["mIoU_std"], int(row["mIoU_n"]))
+        ps.append(math.nan if same else welch_p(*args, ref["mIoU_mean"], ref["mIoU_std"], int(ref["mIoU_n"])))
+    numbers["vs_ref_mIoU"], numbers["p_mIoU"] = deltas, ps
+    display[f"Δ mIoU vs {reference}"] = [
+        "reference" if r == reference else _num(d, "{:+.2f}")
+        for r, d in zip(numbers["run"], deltas, strict=True)
+    ]
+    display["p (Welch)"] = [
+        MISSING if math.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "") for p in ps
+    ]
+    notes.append(
+        f"Δ mIoU vs {reference}: difference of the seed means; p: two-sided Welch's t-test over seeds "
+        f"(unpaired, unequal variances); * marks p < {ALPHA}, a difference larger than the seed spread"
     )
 
 
