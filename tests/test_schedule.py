@@ -79,3 +79,20 @@ def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path):
     assert torch.load(out / "pretrain.pt", weights_only=True, map_location="cpu")["epoch"] == 1
     best = torch.load(out / "best.pt", weights_only=True, map_location="cpu")
     assert best["epoch"] == 3, "select_by last: best.pt is the last epoch"
+
+
+def test_ema_is_validated_checkpointed_and_loaded(tmp_path):
+    from wsfcn.train.checkpoints import load_model
+
+    data = prepare_tiny_data(tmp_path / "data")
+    params = tiny_params(data, tmp_path, train__epochs=2, train__pretrain_epochs=1, train__ema_decay=0.5)
+    fit(params, report=lambda entry: None, quiet=True)
+    out = Path(params.train.out_dir)
+    state = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
+    assert set(state["ema"]) == set(state["model"])
+    name = next(k for k, v in state["model"].items() if v.is_floating_point() and v.numel() > 10)
+    assert not torch.equal(state["ema"][name], state["model"][name]), "the average trails the weights"
+    model, _ = load_model(out / "last.pt")
+    assert torch.equal(model.state_dict()[name], state["ema"][name]), "inference gets the average"
+    with pytest.raises(ConfigError, match="train.ema_decay"):
+        TrainParams(ema_decay=1.0)

@@ -236,6 +236,7 @@ class TrainParams:
     lr_power: float = 0.9  # poly: lr * (1 - t / T) ** lr_power over the self-training steps
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    ema_decay: float = 0.0  # > 0: evaluate and checkpoint an EMA of the weights (embedded only; paper: 0)
     head_lr_mult: float = 20.0
     head_bias_lr_mult: float = 40.0
     seed: int = 0
@@ -269,6 +270,7 @@ class TrainParams:
         _check(self.lr_power > 0, "train.lr_power", self.lr_power, "a positive exponent of the poly decay")
         _check(0 <= self.momentum < 1, "train.momentum", self.momentum, "in [0, 1)")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "in [0, 1) (0: no weight average)")
         for key in ("head_lr_mult", "head_bias_lr_mult"):
             _check(getattr(self, key) > 0, f"train.{key}", getattr(self, key), "a positive multiplier")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, "0 (in-process) or more workers")

@@ -134,11 +134,14 @@ def save_checkpoint(
     rng_state: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     num_classes: int | None = None,
+    ema: nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint atomically; ``epoch`` is the number of completed epochs.
 
     ``num_classes`` (background included) defaults to ``model.num_classes`` or the dataset's count.
     ``metrics`` must hold plain values (floats, lists, dicts): the loop stores its history there.
+    ``ema``: the weight average (``train.ema_decay``), stored as ``ema`` beside the trained ``model``;
+    :func:`load_model` then returns the average, and a resumed run continues both.
     """
     plain = params_to_dict(params)
     module = unwrap(model)
@@ -156,7 +159,14 @@ def save_checkpoint(
         "rng_state": rng_state or {},
         "metrics": json.loads(json.dumps(metrics or {})),
     }
+    if ema is not None:
+        state["ema"] = unwrap(ema).state_dict()
     return atomic_torch_save(state, path)
+
+
+def evaluated_weights(state: dict) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's model is evaluated with: the EMA when it holds one, else ``model``."""
+    return state.get("ema") or state["model"]
 
 
 def save_converted_checkpoint(
@@ -215,7 +225,8 @@ def load_checkpoint(
 def load_model(
     path: str | Path, device: str | torch.device = "cpu", *, with_provenance: bool = False
 ) -> tuple[nn.Module, Params] | tuple[nn.Module, Params, dict[str, Any]]:
-    """Rebuild the model from a checkpoint's params, load its weights (strict) and put it in eval mode.
+    """Rebuild the model from a checkpoint's params, load its evaluated weights (strict: the EMA when
+    ``train.ema_decay`` kept one, see :func:`evaluated_weights`) and put it in eval mode.
 
     Returns ``(model, params)``; with ``with_provenance``, ``(model, params, provenance)``, where
     ``provenance`` is the record of a converted checkpoint (``source``, ``sha256``, ``note`` ...) and
@@ -233,7 +244,7 @@ def load_model(
     model_params = dataclasses.replace(params.model, pretrained="")  # the state dict replaces it anyway
     model = build_model(model_params, state["num_classes"], params.loss)
     try:
-        model.load_state_dict(state["model"], strict=True)
+        model.load_state_dict(evaluated_weights(state), strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the model its params build: {err}") from err
     model = model.to(device).eval()

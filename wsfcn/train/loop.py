@@ -110,11 +110,13 @@ def train_one_epoch(
     max_steps: int = 0,
     progress: bool = False,
     lr_at: Callable[[int, int], float] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` (at most ``max_steps`` steps when > 0).
 
     ``lr_at(step, steps)``, when given, is the backbone-weight learning rate of each step (the
-    groups scale it by their ``lr_mult``); without it the groups keep their rates.
+    groups scale it by their ``lr_mult``); without it the groups keep their rates. ``after_step()``
+    runs after each update (the weight average of ``train.ema_decay``).
 
     Returns the rank-averaged mean ``loss``, ``loss_cls``, ``loss_mask``, the training ``mAP`` of
     this rank's scores, ``images_per_s`` (all ranks) and ``steps``. Raises
@@ -146,6 +148,8 @@ def train_one_epoch(
         if lr_at is not None:
             set_lr(optimizer, lr_at(step, steps))
         optimizer.step()
+        if after_step is not None:
+            after_step()
         sums += values
         scores.append(out.scores.detach().float().cpu())
         labels_seen.append(labels.cpu())
@@ -249,10 +253,16 @@ class _Fit:
     report: Report
     quiet: bool
     state: dict  # history, best_epoch, best_score, n_params, resumed_from (stored in checkpoints)
+    ema: nn.Module | None = None  # torch.optim.swa_utils.AveragedModel when train.ema_decay > 0
 
     @property
     def out_dir(self) -> Path:
         return Path(self.params.train.out_dir)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The network that is validated and drawn: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
@@ -290,6 +300,12 @@ def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
         head_bias_lr_mult=tp.head_bias_lr_mult,
     )
     figure_items = [val_set[i] for i in range(min(FIGURE_IMAGES, len(val_set)))] if rt.rank == 0 else []
+    ema = None
+    if tp.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        # parameters and BN buffers averaged after every step; the first update copies the weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tp.ema_decay), use_buffers=True)
     state = {
         "history": [],
         "best_epoch": None,
@@ -310,6 +326,7 @@ def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
         report,
         quiet,
         state,
+        ema,
     )
 
 
@@ -339,6 +356,9 @@ def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:
         return 0
     path, state = found
     fit_.model.load_state_dict(state["model"])
+    if fit_.ema is not None:
+        fit_.ema.module.load_state_dict(state.get("ema") or state["model"])
+        fit_.ema.n_averaged.fill_(1)  # go on averaging (a zero count would copy the weights)
     fit_.optimizer.load_state_dict(state["optimizer"])
     fit_.state.update({k: state["metrics"][k] for k in ("history", "best_epoch", "best_score")})
     fit_.state["resumed_from"] = state["epoch"]
@@ -397,6 +417,7 @@ def _save(fit_: _Fit, epoch: int, is_best: bool) -> Path:
         rng_state=capture_rng_state(),
         metrics=fit_.state,
         num_classes=fit_.num_classes,
+        ema=fit_.ema.module if fit_.ema is not None else None,
     )
     if is_best or fit_.state["best_epoch"] is None:  # before PRETRAIN ends best.pt mirrors last.pt
         link_or_copy(last, fit_.out_dir / "best.pt")
@@ -433,12 +454,13 @@ def _epoch(fit_: _Fit, epoch: int) -> dict:
         max_steps=tp.max_steps_per_epoch,
         progress=not fit_.quiet and rt.rank == 0,
         lr_at=None if tp.lr_schedule == "constant" else functools.partial(_scheduled_lr, tp, epoch),
+        after_step=None if fit_.ema is None else functools.partial(fit_.ema.update_parameters, fit_.model),
     )
     entry = {"epoch": epoch, **stats}
     if rt.rank == 0 and (epoch % max(tp.val_every, 1) == 0 or epoch == tp.epochs):
         entry.update(
             validate(
-                fit_.model,
+                fit_.evaluated,
                 fit_.val_loader,
                 num_classes=fit_.num_classes,
                 rt=rt,
@@ -455,7 +477,7 @@ def _epoch(fit_: _Fit, epoch: int) -> dict:
             report["figure"] = str(
                 save_training_figure(
                     path,
-                    figure_rows(fit_.model, fit_.figure_items, rt),
+                    figure_rows(fit_.evaluated, fit_.figure_items, rt),
                     title=f"{tp.run_name}, epoch {epoch}",
                 )
             )
