@@ -37,8 +37,8 @@ def write_experiment(path: Path, runs: dict, common: dict | None = None) -> Path
 def test_expand_runs_by_seeds_with_per_trial_folders(tmp_path):
     exp = load_experiment(SMOKE)
     specs = expand_trials(exp, "embedded", 2, base=None, extra={"train.seed": 5}, root=tmp_path)
-    assert [s.trial_id for s in specs] == ["baseline-s5", "baseline-s6", "full-s5", "full-s6"]
-    s = specs[1]
+    assert [s.trial_id for s in specs] == ["baseline-s5", "full-s5", "baseline-s6", "full-s6"]  # seed-major
+    s = specs[2]
     folder = tmp_path / "outputs" / "sweeps" / "smoke" / "embedded" / "baseline-s6"
     p = s.to_params()
     assert Path(s.folder) == folder and (s.experiment, s.setting, s.run, s.seed) == (
@@ -55,7 +55,7 @@ def test_expand_runs_by_seeds_with_per_trial_folders(tmp_path):
     assert p.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert (p.model.context, p.model.fusion) == ("aspp", "baseline")  # the run's overrides
     assert p.data.synthetic.num_train == 64  # the file's common block
-    assert specs[2].to_params().model.context == "fca"
+    assert specs[1].to_params().model.context == "fca"
 
 
 def test_set_wins_over_the_file_and_runs_filter(tmp_path):

@@ -137,42 +137,44 @@ def expand_trials(
     base_dir = root / out_root / experiment.name / setting
     owner: dict[str, Path] = {}  # training key -> train folder (over ALL runs, so --runs does not move it)
     specs = []
-    for run in experiment.runs:
+    pairs = []  # seed-major: each run's first seed, then each second ... (a cut sweep keeps whole seeds)
+    for order, run in enumerate(experiment.runs):
         first = experiment.params(run, setting, base=base, extra=extra)
         run_seeds = range(first.train.seed, first.train.seed + seeds) if isinstance(seeds, int) else seeds
-        for seed in run_seeds:
-            folder = base_dir / f"{run}-s{seed}"
-            params = experiment.params(run, setting, base=base, extra={**(extra or {}), "train.seed": seed})
-            train_dir = owner.setdefault(_training_key(params), folder / "train")
-            paths = {
-                "train.seed": seed,
-                "train.run_name": f"{run}-s{seed}",
-                "train.out_dir": str(train_dir),
-                "infer.checkpoint": str(train_dir / "best.pt"),
-                "infer.out_dir": str(folder / "infer"),
-                "eval.out_dir": str(folder / "eval"),
-                "data.root": _absolute(params.data.root, root),
-                "data.downloads": _absolute(params.data.downloads, root),
-                "model.pretrained": _absolute(params.model.pretrained, root),
-                "tracking.uri": resolve_uri(params.tracking.uri, root),
-            }
-            paths |= {"infer.checkpoint": given, "train.num_workers": 0} if given else {}
-            params = experiment.params(run, setting, base=base, extra={**(extra or {}), **paths})
-            if run in chosen:
-                specs.append(
-                    TrialSpec(
-                        experiment.name,
-                        setting,
-                        run,
-                        seed,
-                        to_dict(params),
-                        str(folder),
-                        trial_hash(params, given_sha),
-                        str(root),
-                        checkpoint=given,
-                        checkpoint_sha256=given_sha,
-                    )  # fmt: skip
-                )
+        pairs += [(index, order, run, seed) for index, seed in enumerate(run_seeds)]
+    for _, _, run, seed in sorted(pairs):
+        folder = base_dir / f"{run}-s{seed}"
+        params = experiment.params(run, setting, base=base, extra={**(extra or {}), "train.seed": seed})
+        train_dir = owner.setdefault(_training_key(params), folder / "train")
+        paths = {
+            "train.seed": seed,
+            "train.run_name": f"{run}-s{seed}",
+            "train.out_dir": str(train_dir),
+            "infer.checkpoint": str(train_dir / "best.pt"),
+            "infer.out_dir": str(folder / "infer"),
+            "eval.out_dir": str(folder / "eval"),
+            "data.root": _absolute(params.data.root, root),
+            "data.downloads": _absolute(params.data.downloads, root),
+            "model.pretrained": _absolute(params.model.pretrained, root),
+            "tracking.uri": resolve_uri(params.tracking.uri, root),
+        }
+        paths |= {"infer.checkpoint": given, "train.num_workers": 0} if given else {}
+        params = experiment.params(run, setting, base=base, extra={**(extra or {}), **paths})
+        if run in chosen:
+            specs.append(
+                TrialSpec(
+                    experiment.name,
+                    setting,
+                    run,
+                    seed,
+                    to_dict(params),
+                    str(folder),
+                    trial_hash(params, given_sha),
+                    str(root),
+                    checkpoint=given,
+                    checkpoint_sha256=given_sha,
+                )  # fmt: skip
+            )
     return specs
 
 
