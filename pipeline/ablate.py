@@ -8,7 +8,8 @@ finished. Trials train in-process (``train.num_workers: 0``) or on Ray Train wor
 ``--checkpoint FILE`` none trains: each evaluates FILE (e.g. the converted release) and is tagged so.
 
     python pipeline/ablate.py --experiment experiments/table1_ablation.yaml [--setting embedded|paper]
-        [--seeds N] [--max-concurrent K] [--resume] [--runs a,b] [--checkpoint FILE] [--set k=v] [--quiet]
+        [--seeds N] [--trials run-sN,...] [--max-concurrent K] [--resume] [--runs a,b]
+        [--checkpoint FILE] [--set k=v] [--quiet]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", default="embedded", help="setting block: embedded (default) or paper")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per run: train.seed .. train.seed+N-1")
     parser.add_argument("--runs", default="", help="comma-separated runs of the file (default: all)")
+    parser.add_argument("--trials", default="", help="comma-separated <run>-s<seed> ids: only these trials")
     parser.add_argument(
         "--max-concurrent", type=int, default=0, help="trials at once (0: as resources allow)"
     )
@@ -42,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         from wsfcn.sweep.plan import format_outcomes
 
         runs = [r for r in args.runs.split(",") if r] or None
+        trials = [t for t in args.trials.split(",") if t] or None
         outcomes, parent = run_sweep(
             args.experiment, setting=args.setting, seeds=args.seeds, runs=runs, params_path=params_path(args),
             overrides=args.overrides, max_concurrent=args.max_concurrent, resume=args.resume,
             quiet=args.quiet, checkpoint=args.checkpoint,
+            trials=trials,
         )  # fmt: skip
         print(format_outcomes(outcomes))
         failed = [o for o in outcomes if o.status == "FAILED"]

@@ -66,12 +66,22 @@ def test_set_wins_over_the_file_and_runs_filter(tmp_path):
     assert specs[0].to_params().model.context == "ppm" and specs[0].to_params().train.epochs == 1
 
 
+def test_trials_filter_keeps_the_named_trials_and_their_folders(tmp_path):
+    exp = load_experiment(SMOKE)
+    every = {s.trial_id: s for s in expand_trials(exp, "embedded", 2, base=None, root=tmp_path)}
+    some = expand_trials(exp, "embedded", 2, base=None, root=tmp_path, trials=["full-s1", "baseline-s0"])
+    assert [s.trial_id for s in some] == ["baseline-s0", "full-s1"]  # seed-major order kept
+    assert all(s == every[s.trial_id] for s in some)  # same params, folders and hashes
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"setting": "paper"}, "no setting 'paper'"),
         ({"runs": ["nope"]}, "no run 'nope'"),
         ({"seeds": 0}, "--seeds must be >= 1"),
+        ({"trials": ["full-s1"]}, "--trials full-s1: not a trial"),
+        ({"runs": ["baseline"], "trials": ["full-s0"]}, "--trials full-s0: not a trial"),
     ],
 )
 def test_bad_sweep_arguments_name_the_problem(tmp_path, kwargs, match):

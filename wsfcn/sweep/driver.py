@@ -178,6 +178,7 @@ def run_sweep(
     quiet: bool = False,
     root: str | Path | None = None,
     checkpoint: str | Path | None = None,
+    trials: list[str] | None = None,
 ) -> tuple[list[TrialOutcome], str]:
     """Plan, prepare and run one sweep; return the outcomes (in trial order) and the parent run id.
 
@@ -189,14 +190,15 @@ def run_sweep(
     experiment = load_experiment(experiment_path)
     specs = expand_trials(
         experiment, setting, seeds, runs=runs, base=params_path, extra=parse_overrides(overrides), root=root,
-        checkpoint=checkpoint,
+        checkpoint=checkpoint, trials=trials,
     )  # fmt: skip
     trackings = {(p.tracking.uri, p.tracking.enabled) for p in (s.to_params() for s in specs)}
     if len(trackings) != 1 or not next(iter(trackings))[1]:
         raise ConfigError(f"a sweep logs to one MLflow store with tracking.enabled=true, got {trackings}")
     uri = next(iter(trackings))[0]
     info = {"experiment_file": str(experiment_path), "setting": setting, "seeds": seeds,
-            "runs": ",".join(runs or experiment.runs), "overrides": " ".join(overrides)}  # fmt: skip
+            "runs": ",".join(runs or experiment.runs), "overrides": " ".join(overrides),
+            "trials": ",".join(trials or [])}  # fmt: skip
     info |= {"checkpoint": specs[0].checkpoint} if checkpoint and specs else {}
     parent, children, reopened = open_parent(uri, experiment.name, setting, resume=resume, info=info)
     todo, skipped, stale = select_pending(specs, children)

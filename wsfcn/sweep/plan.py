@@ -108,13 +108,15 @@ def expand_trials(
     root: str | Path | None = None,
     out_root: str = "outputs/sweeps",
     checkpoint: str | Path | None = None,
+    trials: Sequence[str] | None = None,
 ) -> list[TrialSpec]:
     """The trials of ``experiment`` at ``setting``: selected ``runs`` (file order) × seeds.
 
     ``seeds`` is a count N (seeds ``train.seed`` .. ``train.seed + N - 1``) or explicit seeds.
     ``extra`` (``--set``) wins over the file. Paths are made absolute from ``root`` (default cwd).
     ``checkpoint``: evaluate this file in every trial instead of training (``train.num_workers`` 0:
-    the trial predicts in its own process).
+    the trial predicts in its own process). ``trials`` (``--trials``): only these ``<run>-s<seed>``
+    ids among the selected ones (e.g. the seeds a cut sweep left, in a new MLflow store).
     """
     if setting not in experiment.settings:
         allowed = list(experiment.settings)
@@ -160,7 +162,7 @@ def expand_trials(
         }
         paths |= {"infer.checkpoint": given, "train.num_workers": 0} if given else {}
         params = experiment.params(run, setting, base=base, extra={**(extra or {}), **paths})
-        if run in chosen:
+        if run in chosen and (not trials or f"{run}-s{seed}" in trials):
             specs.append(
                 TrialSpec(
                     experiment.name,
@@ -175,6 +177,9 @@ def expand_trials(
                     checkpoint_sha256=given_sha,
                 )  # fmt: skip
             )
+    missing = sorted(set(trials or ()) - {s.trial_id for s in specs})
+    if missing:
+        raise ConfigError(f"--trials {missing[0]}: not a trial of the selected runs and seeds")
     return specs
 
 
