@@ -106,6 +106,35 @@ def test_runs_differing_only_in_inference_share_one_training(tmp_path):
     assert Path(only.train.out_dir) == base / "single-s0" / "train"
 
 
+def test_a_training_another_experiment_finished_is_used_where_it_lies(tmp_path):
+    from wsfcn.train.checkpoints import save_checkpoint
+
+    table1 = {"baseline": {"model.context": "aspp"}, "full": {"infer.flip": True}}
+    exp1 = load_experiment(write_experiment(tmp_path / "t1.yaml", table1))
+    done = {s.trial_id: s.to_params() for s in expand_trials(exp1, "embedded", 2, base=None, root=tmp_path)}
+    for trial, epochs in (("full-s0", done["full-s0"].train.epochs), ("full-s1", 1)):  # s1: unfinished
+        params = done[trial]
+        save_checkpoint(Path(params.train.out_dir) / "last.pt", model=torch.nn.Linear(1, 1), epoch=epochs,
+                        params=params, num_classes=2)  # fmt: skip
+    doc = yaml.safe_load((tmp_path / "t1.yaml").read_text()) | {"name": "table3"}
+    doc["runs"] = {"single": {"infer.flip": False}, "flip": {"infer.flip": True}}
+    (tmp_path / "t3.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    exp3 = load_experiment(tmp_path / "t3.yaml")
+    specs = {s.trial_id: s.to_params() for s in expand_trials(exp3, "embedded", 2, base=None, root=tmp_path)}
+    assert specs["single-s0"].train.out_dir == specs["flip-s0"].train.out_dir == done["full-s0"].train.out_dir
+    assert specs["flip-s0"].infer.checkpoint == str(Path(done["full-s0"].train.out_dir) / "best.pt")
+    base = tmp_path / "outputs" / "sweeps" / "table3" / "embedded"
+    assert Path(specs["flip-s1"].train.out_dir) == base / "single-s1" / "train"  # the other one is unfinished
+    assert Path(specs["flip-s0"].infer.out_dir) == base / "flip-s0" / "infer"  # predictions stay its own
+    # a run of its own (even unfinished) is kept rather than another experiment's
+    own = Path(specs["flip-s1"].train.out_dir) / "last.pt"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"")
+    (base.parent.parent / "t1_ablation").mkdir()  # an experiment folder without this setting is fine
+    again = expand_trials(exp3, "embedded", 2, base=None, root=tmp_path)
+    assert Path(again[2].to_params().train.out_dir) == base / "single-s1" / "train"
+
+
 def test_trial_hash_ignores_paths_but_not_settings():
     p = load_params(None)
     same = load_params(None, {"train.out_dir": "/x", "data.root": "/y", "tracking.uri": "sqlite:////z.db"})

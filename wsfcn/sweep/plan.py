@@ -7,7 +7,10 @@ following the contract of :mod:`wsfcn.report.tables` under the sweep's parent ru
 ``wsfcn.sweep=<experiment>/<setting>``). A trial's files live in
 ``outputs/sweeps/<experiment>/<setting>/<run>-s<seed>/{train,infer,eval}``; runs whose training
 params are equal (Tables III-V differ only in ``infer.*`` / ``eval.*``) train once, in the first
-such run's ``train`` folder, guarded by a file lock.
+such run's ``train`` folder, guarded by a file lock. Across experiments too: a training another
+experiment's sweep finished at the same setting with the same params and epochs (Table III's
+trainings are Table I's ``full`` ones) is used where it lies, unless this experiment's own folder
+already holds a run.
 
 With a given checkpoint (``--checkpoint FILE``) nothing trains: every trial predicts from FILE (its
 ``infer.checkpoint``), its trial hash includes FILE's sha256, and its child is tagged as such
@@ -93,6 +96,21 @@ def _training_key(params: Params) -> str:
     return f"{fingerprint(params)}-{params.train.epochs}"
 
 
+def finished_elsewhere(params: Params, own: Path, sweeps: Path, setting: str) -> Path | None:
+    """The ``train`` folder of another experiment's sweep under ``sweeps`` (at ``setting``) whose
+    ``last.pt`` finished ``params``' training (same fingerprint, ``train.epochs`` epochs), or None.
+
+    None when ``own`` already holds a ``last.pt`` (this experiment's run, finished or not, is kept).
+    """
+    from wsfcn.train.checkpoints import newest_resumable
+
+    if (own / "last.pt").exists():
+        return None
+    others = sorted(p for p in sweeps.glob(f"*/{setting}/*/train/last.pt") if p.parent != own)
+    found = newest_resumable(others, fingerprint(params)) if others else None
+    return found[0].parent if found and found[1]["epoch"] == params.train.epochs else None
+
+
 def _absolute(value: str, root: Path) -> str:
     return str((root / value).resolve()) if value and not Path(value).is_absolute() else value
 
@@ -147,7 +165,15 @@ def expand_trials(
     for _, _, run, seed in sorted(pairs):
         folder = base_dir / f"{run}-s{seed}"
         params = experiment.params(run, setting, base=base, extra={**(extra or {}), "train.seed": seed})
-        train_dir = owner.setdefault(_training_key(params), folder / "train")
+        key = _training_key(params)
+        if key not in owner:
+            elsewhere = (
+                None
+                if given
+                else finished_elsewhere(params, folder / "train", base_dir.parent.parent, setting)
+            )
+            owner[key] = elsewhere or folder / "train"
+        train_dir = owner[key]
         paths = {
             "train.seed": seed,
             "train.run_name": f"{run}-s{seed}",

@@ -29,6 +29,7 @@ from wsfcn.params_io import fingerprint
 from wsfcn.train.checkpoints import (
     CheckpointError,
     capture_rng_state,
+    evaluated_weights,
     link_or_copy,
     load_checkpoint,
     newest_resumable,
@@ -357,7 +358,7 @@ def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:
     path, state = found
     fit_.model.load_state_dict(state["model"])
     if fit_.ema is not None:
-        fit_.ema.module.load_state_dict(state.get("ema") or state["model"])
+        fit_.ema.module.load_state_dict(evaluated_weights(state))
         fit_.ema.n_averaged.fill_(1)  # go on averaging (a zero count would copy the weights)
     fit_.optimizer.load_state_dict(state["optimizer"])
     fit_.state.update({k: state["metrics"][k] for k in ("history", "best_epoch", "best_score")})
