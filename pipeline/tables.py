@@ -31,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also show this dvc repro result (evaluate's metrics.json) as the rows its params reproduce",
     )
     parser.add_argument("--save-runs", metavar="CSV", help="also write the run rows the tables came from")
-    parser.add_argument("--runs-csv", metavar="CSV", help="build from a --save-runs file instead of MLflow")
+    parser.add_argument(
+        "--runs-csv",
+        nargs="+",
+        metavar="CSV",
+        help="build from --save-runs files (one per store) instead of MLflow",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:

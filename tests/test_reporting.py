@@ -332,6 +332,37 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     for name in ("table1.md", "table1.csv", "table3.md"):
         assert (again / name).read_text() == (out / name).read_text(), name
 
+    # several files: the rows of two stores together; a seed run in both counts once, the latest
+    later = tmp_path / "results" / "runs_2.csv"
+    uri2 = f"sqlite:///{tmp_path / 'second.db'}"
+    client2 = MlflowClient(uri2)
+    exp2 = client2.create_experiment("table1_ablation")
+    _log(client2, exp2, "full", 0, 63.0, 90.0, n_params=147_342_886)  # a rerun of full-s0
+    _log(client2, exp2, "full", 1, 65.0, 90.5, n_params=147_342_886)
+    store2 = ["--params", str(ROOT / "params.yaml"), "--set", f"tracking.uri={uri2}"]
+    assert (
+        stage.main(
+            [*store2, "--set", f"tables.out_dir={again}", "--experiments", *files, "--save-runs", str(later)]
+        )
+        == 0
+    )
+    both = tmp_path / "both"
+    code = stage.main(
+        [
+            *offline,
+            "--set",
+            f"tables.out_dir={both}",
+            "--experiments",
+            *files,
+            "--runs-csv",
+            str(saved),
+            str(later),
+        ]
+    )
+    assert code == 0
+    md = (both / "table1.md").read_text()
+    assert "58.50 ± 0.71 (n=2)" in md and "64.00 ± 1.41 (n=2)" in md  # full: 63 (not 61) and 65
+
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
     from wsfcn.config import flatten, load_params

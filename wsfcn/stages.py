@@ -465,13 +465,14 @@ def tables(
     pipeline_metrics: str | Path | None = None,
     params_path: str | Path | None = "params.yaml",
     save_runs: str | Path | None = None,
-    runs_csv: str | Path | None = None,
+    runs_csv: str | Path | list[str | Path] | None = None,
 ) -> TablesResult:
     """The MLflow runs of each experiments file → ``tables.out_dir/table{N}.{md,tex,csv}`` (METHOD §12).
 
     ``pipeline_metrics`` (evaluate's metrics.json of a ``dvc repro``) adds this pipeline's own result as
     the rows its params reproduce. ``save_runs``: also write the run rows the tables came from (the
-    logging contract's columns) as CSV; ``runs_csv``: build from such a file instead of MLflow.
+    logging contract's columns) as CSV; ``runs_csv``: build from such files instead of MLflow (several:
+    the rows of several stores, e.g. a sweep finished in a second store; the latest run of a seed wins).
     """
     import pandas as pd
 
@@ -484,7 +485,8 @@ def tables(
     if runs_csv:
         from wsfcn.report.tables import read_runs_csv
 
-        runs = read_runs_csv(runs_csv)
+        files = [runs_csv] if isinstance(runs_csv, (str, Path)) else runs_csv
+        runs = pd.concat([read_runs_csv(f) for f in files], ignore_index=True)
     else:
         runs = read_runs(params.tracking.uri, [e.name for e in loaded])
     if pipeline_metrics:
