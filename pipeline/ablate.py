@@ -29,9 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds per run: train.seed .. train.seed+N-1")
     parser.add_argument("--runs", default="", help="comma-separated runs of the file (default: all)")
     parser.add_argument("--trials", default="", help="comma-separated <run>-s<seed> ids: only these trials")
-    parser.add_argument(
-        "--max-concurrent", type=int, default=0, help="trials at once (0: as resources allow)"
-    )
+    parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0: all that fit)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the newest sweep, skip finished trials"
     )
@@ -43,13 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         from wsfcn.sweep.driver import run_sweep
         from wsfcn.sweep.plan import format_outcomes
 
-        runs = [r for r in args.runs.split(",") if r] or None
-        trials = [t for t in args.trials.split(",") if t] or None
+        runs, trials = ([x for x in arg.split(",") if x] or None for arg in (args.runs, args.trials))
         outcomes, parent = run_sweep(
             args.experiment, setting=args.setting, seeds=args.seeds, runs=runs, params_path=params_path(args),
             overrides=args.overrides, max_concurrent=args.max_concurrent, resume=args.resume,
-            quiet=args.quiet, checkpoint=args.checkpoint,
-            trials=trials,
+            quiet=args.quiet, checkpoint=args.checkpoint, trials=trials,
         )  # fmt: skip
         print(format_outcomes(outcomes))
         failed = [o for o in outcomes if o.status == "FAILED"]

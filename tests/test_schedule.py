@@ -94,5 +94,11 @@ def test_ema_is_validated_checkpointed_and_loaded(tmp_path):
     assert not torch.equal(state["ema"][name], state["model"][name]), "the average trails the weights"
     model, _ = load_model(out / "last.pt")
     assert torch.equal(model.state_dict()[name], state["ema"][name]), "inference gets the average"
+    # the average is a side copy: the trained weights are those of the same run without it
+    plain = tiny_params(data, tmp_path / "plain", train__epochs=2, train__pretrain_epochs=1)
+    fit(plain, report=lambda entry: None, quiet=True)
+    without = torch.load(Path(plain.train.out_dir) / "last.pt", weights_only=True, map_location="cpu")
+    assert "ema" not in without
+    assert all(torch.equal(without["model"][k], v) for k, v in state["model"].items())
     with pytest.raises(ConfigError, match="train.ema_decay"):
         TrainParams(ema_decay=1.0)
