@@ -339,26 +339,11 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     exp2 = client2.create_experiment("table1_ablation")
     _log(client2, exp2, "full", 0, 63.0, 90.0, n_params=147_342_886)  # a rerun of full-s0
     _log(client2, exp2, "full", 1, 65.0, 90.5, n_params=147_342_886)
-    store2 = ["--params", str(ROOT / "params.yaml"), "--set", f"tracking.uri={uri2}"]
-    assert (
-        stage.main(
-            [*store2, "--set", f"tables.out_dir={again}", "--experiments", *files, "--save-runs", str(later)]
-        )
-        == 0
-    )
+    store2 = ["--params", str(ROOT / "params.yaml"), "--set", f"tracking.uri={uri2}", "--experiments", *files]
+    assert stage.main([*store2, "--set", f"tables.out_dir={again}", "--save-runs", str(later)]) == 0
     both = tmp_path / "both"
-    code = stage.main(
-        [
-            *offline,
-            "--set",
-            f"tables.out_dir={both}",
-            "--experiments",
-            *files,
-            "--runs-csv",
-            str(saved),
-            str(later),
-        ]
-    )
+    from_files = ["--experiments", *files, "--runs-csv", str(saved), str(later)]
+    code = stage.main([*offline, "--set", f"tables.out_dir={both}", *from_files])
     assert code == 0
     md = (both / "table1.md").read_text()
     assert "58.50 ± 0.71 (n=2)" in md and "64.00 ± 1.41 (n=2)" in md  # full: 63 (not 61) and 65

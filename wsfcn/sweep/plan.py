@@ -96,19 +96,23 @@ def _training_key(params: Params) -> str:
     return f"{fingerprint(params)}-{params.train.epochs}"
 
 
-def finished_elsewhere(params: Params, own: Path, sweeps: Path, setting: str) -> Path | None:
-    """The ``train`` folder of another experiment's sweep under ``sweeps`` (at ``setting``) whose
-    ``last.pt`` finished ``params``' training (same fingerprint, ``train.epochs`` epochs), or None.
-
-    None when ``own`` already holds a ``last.pt`` (this experiment's run, finished or not, is kept).
+def finished_trainings(sweeps: Path, setting: str, exclude: Path) -> dict[str, Path]:
+    """Training key (``fingerprint-epochs``, as :func:`_training_key`) → ``train`` folder, for every
+    readable ``last.pt`` of the sweeps under ``sweeps`` at ``setting`` outside ``exclude`` (read once,
+    memory-mapped). A key that matches a trial's names a training that finished its ``train.epochs``.
     """
-    from wsfcn.train.checkpoints import newest_resumable
+    from wsfcn.train.checkpoints import CheckpointError, load_checkpoint
 
-    if (own / "last.pt").exists():
-        return None
-    others = sorted(p for p in sweeps.glob(f"*/{setting}/*/train/last.pt") if p.parent != own)
-    found = newest_resumable(others, fingerprint(params)) if others else None
-    return found[0].parent if found and found[1]["epoch"] == params.train.epochs else None
+    found: dict[str, Path] = {}
+    for path in sorted(sweeps.glob(f"*/{setting}/*/train/last.pt")):
+        if path.is_relative_to(exclude):
+            continue
+        try:
+            state = load_checkpoint(path, mmap=True)
+        except CheckpointError:  # a run killed during its first save
+            continue
+        found.setdefault(f"{state.get('fingerprint')}-{state['epoch']}", path.parent)
+    return found
 
 
 def _absolute(value: str, root: Path) -> str:
@@ -156,6 +160,7 @@ def expand_trials(
         given_sha = file_sha256(given)
     base_dir = root / out_root / experiment.name / setting
     owner: dict[str, Path] = {}  # training key -> train folder (over ALL runs, so --runs does not move it)
+    elsewhere = {} if given else finished_trainings(root / out_root, setting, exclude=base_dir)
     specs = []
     pairs = []  # seed-major: each run's first seed, then each second ... (a cut sweep keeps whole seeds)
     for order, run in enumerate(experiment.runs):
@@ -166,13 +171,9 @@ def expand_trials(
         folder = base_dir / f"{run}-s{seed}"
         params = experiment.params(run, setting, base=base, extra={**(extra or {}), "train.seed": seed})
         key = _training_key(params)
-        if key not in owner:
-            elsewhere = (
-                None
-                if given
-                else finished_elsewhere(params, folder / "train", base_dir.parent.parent, setting)
-            )
-            owner[key] = elsewhere or folder / "train"
+        if key not in owner:  # a run of its own (even unfinished) is kept rather than another's
+            own = (folder / "train" / "last.pt").exists()
+            owner[key] = (None if own else elsewhere.get(key)) or folder / "train"
         train_dir = owner[key]
         paths = {
             "train.seed": seed,
