@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from wsfcn.config import load_params
+from wsfcn.precision import autocast_dtype, precision_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +101,7 @@ class Side:
             from wsfcn.train.compiled import compile_model
 
             self.net = compile_model(self.model)
-        self.amp = torch.bfloat16 if tp.amp == "bf16" else None
+        self.amp = autocast_dtype(tp.amp, "cpu")
         self.fmt = torch.channels_last if tp.channels_last else torch.contiguous_format
         self.mask_weight = params.loss.mask_weight
 
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": params.train.batch_size,
         "compile": params.train.compile,
         "amp": params.train.amp,
+        **{f"{k}_precision": precision_name(side.amp) for k, side in sides.items()},
         "channels_last": params.train.channels_last,
         "gflop_per_step": round(flops / 1e9, 2),
         "matmul_gflop_s": round(matmul_rate, 1),

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         score = "n/a" if fitted.best_score is None else f"{fitted.best_score:.4f}"
         best = f"best epoch {fitted.best_epoch} ({params.train.select_by} {score})"
         size = f"{fitted.n_params / 1e6:.2f} M params"
-        print(f"train: {fitted.epochs} epochs, {best}, {size} -> {params.train.out_dir}")
+        print(f"train: {fitted.epochs} epochs, {best}, {size}, {fitted.precision} -> {params.train.out_dir}")
         return 0
 
     return run_entry("train", body)

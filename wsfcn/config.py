@@ -245,7 +245,7 @@ class TrainParams:
     ray_address: str = ""
     storage: str = ""  # Ray checkpoints, Tune results: "" = <out_dir>/ray | shared folder | s3://b/prefix
     use_gpu: bool = False
-    amp: Literal["none", "bf16"] = "none"
+    amp: Literal["none", "bf16", "auto"] = "none"  # auto: bf16 where the device computes it natively
     channels_last: bool = False
     compile: bool = False  # torch.compile the training network (wsfcn.train.compiled)
     max_steps_per_epoch: int = 0  # 0: the whole epoch (smoke runs set a few)
@@ -554,6 +554,8 @@ EMBEDDED_DIFFERS: dict[str, str] = {
     "train.batch_size": "32 images of 96 px on one CPU (paper: 16 of 321 px on 2 GPUs)",
     "train.lr": "from scratch at this scale (paper: 1e-3 on ImageNet weights)",
     "train.lr_schedule": "poly decay over the self-training epochs steadies the last epoch (paper: constant)",
+    "train.amp": "auto: bf16 autocast of the convolutions where the CPU/GPU computes bf16 natively, "
+    "1.5-1.7x per step on an AVX512-BF16 CPU (paper setting: fp32)",
     "train.select_by": "the last epoch: no choice made on val images (paper setting: best quick val mIoU)",
     "train.head_lr_mult": "no pretrained backbone to protect (paper: x20 heads)",
     "train.head_bias_lr_mult": "likewise (paper: x40)",

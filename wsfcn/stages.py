@@ -132,6 +132,7 @@ def write_train_outputs(result, params: Params) -> tuple[Path, Path]:
         "select_by": params.train.select_by,
         "n_params": result.n_params,
         "params_M": round(result.n_params / 1e6, 2),
+        "precision": result.precision,
         "last": {k: last[k] for k in SUMMARY_KEYS if k in last},
         "best": {k: best[k] for k in SUMMARY_KEYS if k.startswith("val_") and k in best},
     }
@@ -195,7 +196,11 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
 
             record_mlflow_run([result.last, result.best], run.uri, run.run_id)
             run.set_tags(
-                {"checkpoint.best": str(result.best.resolve()), "checkpoint.last": str(result.last.resolve())}
+                {
+                    "checkpoint.best": str(result.best.resolve()),
+                    "checkpoint.last": str(result.last.resolve()),
+                    "wsfcn.precision": result.precision,
+                }
             )
             run.log_artifact(metrics_path)
             run.log_artifact(history_path)

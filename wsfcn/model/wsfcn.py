@@ -100,7 +100,7 @@ class WSFCN(nn.Module):
         st = self.self_training
         size = images.shape[-2:]
         scores, masks, logits = class_scores(
-            self.foreground_logits(images),
+            self.foreground_logits(images).float(),  # under bf16 autocast: scores, PAMR, losses in fp32
             bg_logit=st.bg_logit,
             focal_p=st.focal_p,
             focal_lambda=st.focal_lambda,

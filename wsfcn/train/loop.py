@@ -26,6 +26,7 @@ from wsfcn.config import Params, TrainParams
 from wsfcn.errors import InputError
 from wsfcn.evaluate.metrics import ConfusionMatrix
 from wsfcn.params_io import fingerprint
+from wsfcn.precision import precision_name
 from wsfcn.train.checkpoints import (
     CheckpointError,
     capture_rng_state,
@@ -67,6 +68,7 @@ class FitResult:
     n_params: int
     history: list[dict] = field(default_factory=list)
     resumed_from: int = 0
+    precision: str = "fp32"  # the training arithmetic of the process that finished the run
 
     @classmethod
     def from_checkpoint(cls, last: str | Path) -> FitResult:
@@ -83,6 +85,7 @@ class FitResult:
             m.get("n_params", 0),
             m.get("history", []),
             m.get("resumed_from", 0),
+            m.get("precision", "fp32"),
         )
 
 
@@ -253,7 +256,7 @@ class _Fit:
     num_classes: int
     report: Report
     quiet: bool
-    state: dict  # history, best_epoch, best_score, n_params, resumed_from (stored in checkpoints)
+    state: dict  # history, best_epoch, best_score, n_params, resumed_from, precision (in checkpoints)
     ema: nn.Module | None = None  # torch.optim.swa_utils.AveragedModel when train.ema_decay > 0
 
     @property
@@ -313,6 +316,7 @@ def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
         "best_score": None,
         "resumed_from": 0,
         "n_params": wsfcn.model.count_parameters(model),
+        "precision": precision_name(rt.amp_dtype),
     }
     return _Fit(
         params,
@@ -538,4 +542,5 @@ def fit(
         s["n_params"],
         s["history"],
         s["resumed_from"],
+        s["precision"],
     )

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, de
 
 from wsfcn.config import TrainParams
 from wsfcn.data.datasets import resolve_workers
+from wsfcn.precision import autocast_dtype
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Runtime:
 
 
 def setup_runtime(tp: TrainParams) -> Runtime:
-    """Device (``train.device``; auto = CUDA when present), ranks, determinism switches, AMP dtype."""
+    """Device (``train.device``; auto = CUDA when present), ranks, determinism switches, AMP dtype
+    (``train.amp``; auto = bf16 where the device computes it natively, see :mod:`wsfcn.precision`)."""
     import torch.distributed as dist
 
     distributed = dist.is_available() and dist.is_initialized()
@@ -50,8 +52,7 @@ def setup_runtime(tp: TrainParams) -> Runtime:
     torch.backends.cudnn.benchmark = not tp.deterministic  # the authors' code sets benchmark=True
     torch.backends.cudnn.deterministic = tp.deterministic
     torch.use_deterministic_algorithms(tp.deterministic, warn_only=True)
-    amp = torch.bfloat16 if tp.amp == "bf16" else None
-    return Runtime(device, rank, world, amp, tp.channels_last)
+    return Runtime(device, rank, world, autocast_dtype(tp.amp, device), tp.channels_last)
 
 
 def seed_epoch(seed: int, epoch: int, rank: int, loader: DataLoader | None = None) -> int:
