@@ -20,6 +20,7 @@ from wsfcn.integrations.mlflow_log import (
     resolve_uri,
     start_run,
 )
+from wsfcn.precision import autocast_dtype, precision_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +137,10 @@ def test_train_stage_tracks_an_experiment_run(uri, tmp_path, monkeypatch):
     assert len(runs) == 1 and row["tags.mlflow.runName"] == "full" and row["status"] == "FINISHED"
     assert row["params.train.epochs"] == "2" and row["metrics.n_params"] > 0
     assert 0.0 <= row["metrics.val_mIoU"] <= 100.0 and row["tags.checkpoint.best"] == str(out / "best.pt")
+    # the arithmetic the run trained in: train.amp as resolved on this machine
+    amp = yaml.safe_load((out / "metrics.json").read_text())["precision"]
+    expected = precision_name(autocast_dtype(TINY.get("train.amp", "none"), "cpu"))
+    assert row["tags.wsfcn.precision"] == amp == expected
     client = MlflowClient(uri)
     assert [m.step for m in client.get_metric_history(row["run_id"], "loss")] == [1, 2]
     names = {a.path for a in client.list_artifacts(row["run_id"])} | {
