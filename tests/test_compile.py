@@ -20,6 +20,15 @@ def tiny_model(sg_psi=0.3):
     return build_model(params, num_classes=4, loss=LossParams(pamr_iters=2, pamr_dilations=(1, 2)))
 
 
+def noiseless_model():
+    """:func:`tiny_model` with the stochastic gate (ψ = 0) and dropout (p = 0) switched off."""
+    model = tiny_model(sg_psi=0.0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
 def batch(size=32):
     torch.manual_seed(1)
     raw = torch.rand(4, 3, size, size)
@@ -54,10 +63,7 @@ def train_step(net, model, images, raw, labels, seed=7, amp=None):
 def test_compiled_step_matches_eager():
     # The compiled graph draws other gate / dropout masks than eager from the same seed (even with
     # fallback_random), so the comparison switches the noise off: ψ = 0 and dropout p = 0.
-    eager = tiny_model(sg_psi=0.0)
-    for module in eager.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    eager = noiseless_model()
     compiled = copy.deepcopy(eager)
     images, raw, labels = batch()
     cls_e, mask_e, grads_e, _ = train_step(eager, eager, images, raw, labels)
@@ -87,10 +93,7 @@ def test_bf16_autocast_step_agrees_with_fp32():
     moves the gradient by about a quarter of its norm (cosine 0.96 here, 0.98 for the default's batch
     of 32 at 96 px, through 20 bf16 convolutions and batch norms over few values); the result of whole
     trainings is compared in the README (three seeds each)."""
-    fp32 = tiny_model(sg_psi=0.0)
-    for module in fp32.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    fp32 = noiseless_model()
     bf16 = copy.deepcopy(fp32)
     images, raw, labels = batch()
     cls_f, mask_f, grads_f, dtypes_f = train_step(fp32, fp32, images, raw, labels)

@@ -51,7 +51,5 @@ def autocast_dtype(
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
-    """The name a run records for its arithmetic: ``fp32`` or ``bf16-autocast``."""
-    if dtype is None:
-        return "fp32"
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype)) + "-autocast"
+    """The name a run records for its arithmetic (``dtype`` from :func:`autocast_dtype`)."""
+    return "fp32" if dtype is None else "bf16-autocast"
