@@ -16,7 +16,7 @@ from wsfcn.train.optim import lr_factor
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def factor(schedule, epoch, step, *, steps=10, pretrain=3, epochs=10, power=0.9):
+def factor(schedule, epoch, step, *, steps=10, pretrain=3, epochs=10, power=0.9, decay=0):
     return lr_factor(
         schedule,
         power=power,
@@ -25,6 +25,7 @@ def factor(schedule, epoch, step, *, steps=10, pretrain=3, epochs=10, power=0.9)
         steps_per_epoch=steps,
         pretrain_epochs=pretrain,
         epochs=epochs,
+        decay_epochs=decay,
     )
 
 
@@ -39,6 +40,23 @@ def test_poly_holds_through_pretrain_then_decays_to_near_zero():
     assert all(a > b for a, b in zip(decayed, decayed[1:], strict=False)), "strictly decreasing"
     assert decayed[-1] == pytest.approx((1 / 70) ** 0.9)
     assert factor("poly", 7, 5, power=1.0) == pytest.approx(1 - 35 / 70)
+
+
+def test_poly_decay_epochs_hold_the_rate_until_the_last_epochs():
+    held = [factor("poly", e, s, decay=4) for e in range(1, 7) for s in range(10)]
+    assert set(held) == {1.0}, "epochs 1-6 of 10 run at the full rate"
+    decayed = [factor("poly", e, s, decay=4) for e in range(7, 11) for s in range(10)]
+    assert decayed[0] == 1.0 and all(a > b for a, b in zip(decayed, decayed[1:], strict=False))
+    assert decayed[-1] == pytest.approx((1 / 40) ** 0.9)
+    assert factor("poly", 9, 0, power=1.0, decay=4) == pytest.approx(1 - 20 / 40)
+    # longer than the self-training phase: the decay starts when PRETRAIN ends, as with 0
+    assert factor("poly", 5, 3, decay=99) == factor("poly", 5, 3, decay=0) < 1.0
+    assert factor("constant", 10, 9, decay=4) == 1.0
+
+
+def test_lr_decay_epochs_must_not_be_negative():
+    with pytest.raises(ConfigError, match="train.lr_decay_epochs"):
+        TrainParams(lr_decay_epochs=-1)
 
 
 def test_lr_power_must_be_positive():
@@ -64,15 +82,16 @@ def test_paper_setting_keeps_the_authors_schedule_and_selection():
     assert (embedded.train.lr_schedule, embedded.train.select_by) == ("poly", "last")
 
 
-def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path):
+@pytest.mark.parametrize("decay_epochs", [0, 1])
+def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path, decay_epochs):
     data = prepare_tiny_data(tmp_path / "data")
     sets = dict(train__epochs=3, train__pretrain_epochs=1, train__lr_schedule="poly", train__select_by="last")
-    params = tiny_params(data, tmp_path, **sets)
+    params = tiny_params(data, tmp_path, train__lr_decay_epochs=decay_epochs, **sets)
     fit(params, report=lambda entry: None, quiet=True)
     out = Path(params.train.out_dir)
     last = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
     steps = last["metrics"]["history"][-1]["steps"]
-    total = 2 * steps  # epochs 2 and 3 self-train; the last step is number total - 1
+    total = (1 if decay_epochs else 2) * steps  # decaying epochs: 2 and 3, or 3 alone; last step total - 1
     want = params.train.lr * (1 - (total - 1) / total) ** params.train.lr_power
     groups = last["optimizer"]["param_groups"]
     assert all(g["lr"] == pytest.approx(want * g["lr_mult"]) for g in groups)

@@ -441,6 +441,7 @@ def _scheduled_lr(tp: TrainParams, epoch: int, step: int, steps: int) -> float:
         steps_per_epoch=steps,
         pretrain_epochs=tp.pretrain_epochs,
         epochs=tp.epochs,
+        decay_epochs=tp.lr_decay_epochs,
     )
     return tp.lr * factor
 

@@ -94,18 +94,22 @@ def lr_factor(
     steps_per_epoch: int,
     pretrain_epochs: int,
     epochs: int,
+    decay_epochs: int = 0,
 ) -> float:
     """The multiplier of every group's base rate at ``step`` (from 0) of ``epoch`` (from 1).
 
     ``constant``: 1. ``poly``: 1 through the PRETRAIN epochs, then ``(1 - t / T) ** power`` with
     ``t`` the self-training steps done and ``T`` all of them, so the last step runs at a small rate.
+    ``decay_epochs > 0`` holds the rate at 1 until the last ``decay_epochs`` epochs and decays over
+    those alone (never before PRETRAIN ends).
     """
-    if schedule == "constant" or epoch <= pretrain_epochs:
-        return 1.0
-    if schedule != "poly":
+    if schedule not in ("constant", "poly"):
         raise ValueError(f"unknown train.lr_schedule {schedule!r} (constant | poly)")
-    total = (epochs - pretrain_epochs) * steps_per_epoch
-    done = (epoch - pretrain_epochs - 1) * steps_per_epoch + step
+    start = pretrain_epochs if decay_epochs <= 0 else max(pretrain_epochs, epochs - decay_epochs)
+    if schedule == "constant" or epoch <= start:
+        return 1.0
+    total = (epochs - start) * steps_per_epoch
+    done = (epoch - start - 1) * steps_per_epoch + step
     return max(0.0, 1.0 - done / max(total, 1)) ** power
 
 
