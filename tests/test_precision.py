@@ -11,6 +11,7 @@ from wsfcn.train.runtime import setup_runtime
 
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\nbogomips\t: 1\n"
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+ROOT = Path(__file__).resolve().parents[1]
 SAPPHIRE_RAPIDS = "flags\t\t: fpu avx512f amx_tile amx_bf16 amx_int8\n"
 
 
@@ -53,7 +54,8 @@ def test_runtime_and_recorded_precision_follow_the_machine():
 def test_paper_setting_trains_in_fp32_and_the_embedded_default_on_auto():
     from wsfcn.experiments import experiment_run_params
 
-    assert load_params("params.yaml").train.amp == "auto"
+    base = ROOT / "params.yaml"
+    assert load_params(base).train.amp == "auto"
     assert TrainParams().amp == "none"
-    params, _ = experiment_run_params("experiments/table1_ablation.yaml", "full", "paper", "params.yaml", {})
+    params, _ = experiment_run_params(ROOT / "experiments/table1_ablation.yaml", "full", "paper", base, {})
     assert params.train.amp == "none"
