@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from wsfcn.config import DataParams
-from wsfcn.data import build_loader, generate_synthetic
+from wsfcn.data.datasets import build_loader
 from wsfcn.data.io import labels_from_mask, read_mask
+from wsfcn.data.synthetic import generate_synthetic
 
 
 def make_set(root: Path, size: int | tuple[int, int], count: int) -> None:

@@ -43,17 +43,15 @@ def prepare(params, folder: Path, images: int):
 
 def measure(params, threads: int, steps: int, warmup: int, use_mask: bool, preload: bool) -> dict:
     """images/s over ``steps`` steps after ``warmup`` steps, with ``threads`` torch threads."""
-    import wsfcn.data
     import wsfcn.model
+    from wsfcn.data.datasets import build_loader
     from wsfcn.train.loop import train_one_epoch
     from wsfcn.train.optim import build_optimizer
     from wsfcn.train.runtime import Runtime, seed_epoch
 
     torch.set_num_threads(threads)
     tp = params.train
-    loader = wsfcn.data.build_loader(
-        params.data, params.data.train_split, batch_size=tp.batch_size, train=True
-    )
+    loader = build_loader(params.data, params.data.train_split, batch_size=tp.batch_size, train=True)
     seed_epoch(tp.seed, 1, 0, loader)
     model = wsfcn.model.build_model(params.model, loader.dataset.num_classes, params.loss)
     opt = build_optimizer(

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import crf as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         params = params_from_args(args)
-        result = stages.crf(params, out=args.out, quiet=args.quiet)
+        result = stage.crf(params, out=args.out, quiet=args.quiet)
         if not result.ran:
             print(f"crf: eval.crf is false, nothing to do ({result.out_dir} left empty)")
             return 0

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import download as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        result = stages.download(params_from_args(args), quiet=args.quiet)
+        result = stage.download(params_from_args(args), quiet=args.quiet)
         for name, folder in result.folders.items():
             print(f"download: {name} ready in {folder}")
         return 0

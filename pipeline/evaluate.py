@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import evaluate as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         params = params_from_args(args)
-        pred = args.pred or stages.default_predictions(params)
+        pred = args.pred or stage.default_predictions(params)
         try:
-            result = stages.evaluate(params, pred=pred)
+            result = stage.evaluate(params, pred=pred)
         except (KeyError, FileNotFoundError) as err:
             raise FileNotFoundError(f"{pred}: {err}") from err
         info, m = result.info, result.metrics
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         numbers = f"mIoU {result.miou:.2f}  fg-only mIoU {fg:.2f}  PixAcc {result.pixacc:.2f}"
         print(f"{head}  {numbers}  -> {result.out_dir}/metrics.json")
         if params.tracking.enabled:
-            stages.report_logged("evaluate", lambda: stages.log_evaluation(result))
+            stage.report_logged("evaluate", lambda: stage.log_evaluation(result))
         return 0
 
     return run_entry("evaluate", body)

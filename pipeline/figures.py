@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import figures as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         try:
-            result = stages.figures(
+            result = stage.figures(
                 params_from_args(args), runs, ids=ids, num=args.num, seed=args.seed, out=args.out
             )
         except FileNotFoundError as err:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import infer as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         params = params_from_args(args)
-        result = stages.infer(params, device=args.device, batch_size=args.batch_size, quiet=args.quiet)
+        result = stage.infer(params, device=args.device, batch_size=args.batch_size, quiet=args.quiet)
         s = result.summary
         tag = " [§ GT image labels]" if params.infer.use_gt_labels else ""
         done = s["num_images"] - s["num_skipped"]

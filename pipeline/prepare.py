@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args
 from wsfcn.entry import run_entry
+from wsfcn.stages import prepare as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         params = params_from_args(args)
-        result = stages.prepare(params, workers=args.workers, progress=not args.quiet and sys.stderr.isatty())
+        result = stage.prepare(params, workers=args.workers, progress=not args.quiet and sys.stderr.isatty())
         summary = result.summary
         counts = ", ".join(f"{split} {info['images']}" for split, info in summary["splits"].items())
         print(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args, params_path
 from wsfcn.entry import run_entry
+from wsfcn.stages import tables as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from wsfcn.report.writers import format_terminal
 
-        result = stages.tables(
+        result = stage.tables(
             params_from_args(args), experiments=args.experiments, setting=args.setting,
             pipeline_metrics=args.pipeline_metrics, params_path=params_path(args),
             save_runs=args.save_runs, runs_csv=args.runs_csv,

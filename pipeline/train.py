@@ -1,4 +1,4 @@
-"""Stage ``train``: params → ``wsfcn.stages.train`` (in-process or on Ray Train) → checkpoints and curves.
+"""Stage ``train``: params → ``wsfcn.stages.train`` (in-process or on Ray Train) → checkpoints, curves.
 
 Writes ``<train.out_dir>/last.pt`` (every epoch), ``best.pt`` (METHOD §6.1 selection), ``metrics.json``
 (DVC metrics), ``history.csv`` (DVC plot of the training curves) and ``figures/epoch_XXX.png``; tracks
@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wsfcn import stages
 from wsfcn.arguments import add_params_arguments, params_from_args, params_path
 from wsfcn.config import parse_overrides
 from wsfcn.entry import run_entry
 from wsfcn.experiments import experiment_run_params
+from wsfcn.stages import train as stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             params = params_from_args(args)
             experiment = params.tracking.experiment
-        fitted = stages.train(params, experiment=experiment, resume=not args.fresh, quiet=args.quiet).fit
+        fitted = stage.train(params, experiment=experiment, resume=not args.fresh, quiet=args.quiet).fit
         score = "n/a" if fitted.best_score is None else f"{fitted.best_score:.4f}"
         best = f"best epoch {fitted.best_epoch} ({params.train.select_by} {score})"
         size = f"{fitted.n_params / 1e6:.2f} M params"

@@ -210,9 +210,9 @@ def truncated_checkpoint(root: Path) -> None:
 
 
 def voc_checkpoint(root: Path) -> None:
+    from wsfcn.checkpoints import save_checkpoint
     from wsfcn.config import load_params
     from wsfcn.model import build_model
-    from wsfcn.train.checkpoints import save_checkpoint
 
     params = load_params(PARAMS, {**TINY_OVERRIDES, "data.name": "voc"})
     model = build_model(params.model, 21, params.loss)
@@ -251,6 +251,17 @@ class Case:
 
 
 NOT_UTF8 = b"\xff\xfe\x00bad\n"
+
+
+def voc_sources_with_a_bad_list(root: Path) -> None:
+    """VOC and SBD sources in their official layouts whose VOC val list has a non-UTF-8 byte on line 2."""
+    from fixtures_data import write_sbd_tree, write_voc_tree
+
+    write_voc_tree(root / "voc", train=["2007_000032"], val=["2007_000033", "2007_000039"])
+    write_sbd_tree(root / "sbd", train=["2007_000032"], val=["2007_000033"])
+    (root / "voc/VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").write_bytes(b"2007_000033\n2007_\xff39\n")
+
+
 CASES = [
     # ---- params (exit 2: parameter error naming the key and the allowed range)
     Case("lr-negative", "train", 2, ("train.lr", "positive"), {"train.lr": -1}),
@@ -486,6 +497,14 @@ CASES = [
         breaks=write("m.json", json.dumps({"mIoU": 50.0, "subset": True, "num_images": 2, "split_size": 6})),
     ),
     Case("prepare-not-downloaded", "prepare", 1, ("VOC2012 not found", "download"), {"data.name": "voc"}),
+    Case(
+        "prepare-voc-list-not-utf8",
+        "prepare",
+        1,
+        ("ImageSets/Segmentation/val.txt", "not UTF-8", "line 2"),
+        {"data.name": "voc", "data.sources.voc.path": "{root}/voc", "data.sources.sbd.path": "{root}/sbd"},
+        breaks=voc_sources_with_a_bad_list,
+    ),  # fmt: skip
     # ---- archives (download)
     Case(
         "archive-escapes",
@@ -615,7 +634,7 @@ def test_evaluate_logs_final_numbers_to_the_training_run(world, capsys):
     """train + infer (the world) then evaluate: mIoU and PixAcc in percent on the training's MLflow run."""
     from mlflow.tracking import MlflowClient
 
-    from wsfcn.train.checkpoints import stored_mlflow_run
+    from wsfcn.checkpoints import stored_mlflow_run
 
     sets = case_sets(world) | {"infer.checkpoint": str(world / "outputs" / "train" / "best.pt")}
     status, output = run_in_process("evaluate", argv_of(sets), capsys)
@@ -630,7 +649,7 @@ def test_evaluate_logs_final_numbers_to_the_training_run(world, capsys):
     assert logged.data.metrics["mIoU"] > 1.0 or metrics["miou"] <= 0.01  # percent, not a fraction
     assert "IoU.background" in logged.data.metrics and "mIoU_fg" in logged.data.metrics
     # the per-epoch quick validation: percent in MLflow and the train stage's metrics.json, one unit
-    from wsfcn.train.checkpoints import load_checkpoint
+    from wsfcn.checkpoints import load_checkpoint
 
     fraction = load_checkpoint(world / "outputs" / "train" / "last.pt")["metrics"]["history"][-1]["val_mIoU"]
     train_metrics = json.loads((world / "outputs" / "train" / "metrics.json").read_text())

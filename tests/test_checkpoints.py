@@ -9,10 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from wsfcn.config import load_params, to_dict
-from wsfcn.model import build_model
-from wsfcn.params_io import fingerprint
-from wsfcn.train.checkpoints import (
+from wsfcn.checkpoints import (
     CheckpointError,
     capture_rng_state,
     link_or_copy,
@@ -22,6 +19,9 @@ from wsfcn.train.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
+from wsfcn.config import load_params, to_dict
+from wsfcn.model import build_model
+from wsfcn.params_io import fingerprint
 
 PARAMS = load_params(None, {"model.head_channels": 32, "data.name": "synthetic"})
 
@@ -124,14 +124,32 @@ def test_fingerprint_ignores_only_resume_neutral_keys():
 def test_newest_resumable_picks_latest_matching(tmp_path):
     model, _ = _tiny()
     other = load_params(None, {"train.lr": 0.5})
-    a = save_checkpoint(tmp_path / "a.pt", model=model, epoch=2, params=PARAMS)
-    b = save_checkpoint(tmp_path / "b.pt", model=model, epoch=5, params=PARAMS)
-    c = save_checkpoint(tmp_path / "c.pt", model=model, epoch=9, params=other)
+    a = save_checkpoint(tmp_path / "a.pt", model=model, epoch=2, params=PARAMS, code_fingerprint="c0de")
+    b = save_checkpoint(tmp_path / "b.pt", model=model, epoch=5, params=PARAMS, code_fingerprint="c0de")
+    c = save_checkpoint(tmp_path / "c.pt", model=model, epoch=9, params=other, code_fingerprint="c0de")
+    e = save_checkpoint(tmp_path / "e.pt", model=model, epoch=7, params=PARAMS, code_fingerprint="beef")
     broken = tmp_path / "d.pt"
     broken.write_bytes(b"garbage")
-    path, state = newest_resumable([a, broken, b, c, tmp_path / "none.pt"], fingerprint(PARAMS))
-    assert path == b and state["epoch"] == 5
-    assert newest_resumable([c], fingerprint(PARAMS)) is None
+    everything = [a, broken, b, c, e, tmp_path / "none.pt"]
+    path, state = newest_resumable(everything, fingerprint(PARAMS), code="c0de")
+    assert path == b and state["epoch"] == 5  # e has more epochs but other training code
+    assert newest_resumable(everything, fingerprint(PARAMS), code="beef")[0] == e
+    assert newest_resumable([c], fingerprint(PARAMS), code="c0de") is None
+
+
+def test_resume_refusal_names_what_changed(tmp_path):
+    from wsfcn.checkpoints import load_checkpoint, resume_refusal
+
+    model, _ = _tiny()
+    path = save_checkpoint(tmp_path / "last.pt", model=model, epoch=2, params=PARAMS, code_fingerprint="c0de")
+    state, want = load_checkpoint(path), fingerprint(PARAMS)
+    assert resume_refusal(state, want, "c0de", "last.pt") == ""
+    assert resume_refusal(state, want, "beef", "last.pt") == (
+        "training code changed since last.pt (fingerprint c0de → beef)"
+    )
+    assert resume_refusal(state, "0123", "c0de", "last.pt").startswith("params changed since last.pt")
+    old = save_checkpoint(tmp_path / "old.pt", model=model, epoch=2, params=PARAMS)  # no code recorded
+    assert "records no training-code fingerprint" in resume_refusal(load_checkpoint(old), want, "c0de", "x")
 
 
 def test_link_or_copy_is_a_snapshot(tmp_path):

@@ -23,11 +23,11 @@ from official_keys import official_shapes
 from PIL import Image
 
 from wsfcn import cli
+from wsfcn.checkpoints import load_checkpoint, load_model
 from wsfcn.config import ModelParams, load_params
 from wsfcn.model import build_model
 from wsfcn.model.weights import load_official_checkpoint
 from wsfcn.params_io import params_from_dict
-from wsfcn.train.checkpoints import load_checkpoint, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = "model_enc_e018Xs0.905.pth"

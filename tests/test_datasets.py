@@ -11,8 +11,8 @@ import torch
 from helpers_synthetic import make_prepared_synthetic
 
 from wsfcn.config import AugmentParams, DataParams
-from wsfcn.data import CLASS_NAMES, build_dataset, build_loader
-from wsfcn.data.datasets import SegmentationDataset, collate, resolve_workers
+from wsfcn.data.classes import CLASS_NAMES
+from wsfcn.data.datasets import SegmentationDataset, build_dataset, build_loader, collate, resolve_workers
 from wsfcn.data.io import read_mask
 from wsfcn.data.transforms import normalize
 

@@ -29,8 +29,8 @@ def stage(name: str):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    from wsfcn.checkpoints import save_checkpoint
     from wsfcn.model import build_model
-    from wsfcn.train.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"

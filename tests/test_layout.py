@@ -20,7 +20,7 @@ FLOORS: list[tuple[int, tuple[str, ...]]] = [
          "wsfcn.arguments", "wsfcn.units")),
     (1, ("wsfcn.data",)),
     (2, ("wsfcn.model",)),
-    (3, ("wsfcn.train", "wsfcn.infer", "wsfcn.evaluate", "wsfcn.report")),
+    (3, ("wsfcn.checkpoints", "wsfcn.train", "wsfcn.infer", "wsfcn.evaluate", "wsfcn.report")),
     (4, ("wsfcn.integrations",)),
     (5, ("wsfcn.stages",)),
     (6, ("wsfcn.sweep",)),

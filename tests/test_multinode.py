@@ -204,10 +204,11 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     import ray.cloudpickle
     from mlflow.tracking import MlflowClient
 
+    from wsfcn.checkpoints import load_checkpoint
+    from wsfcn.code_version import training_code_fingerprint
     from wsfcn.integrations import ray_train
     from wsfcn.integrations.mlflow_log import start_run
     from wsfcn.params_io import absolute_paths, fingerprint
-    from wsfcn.train.checkpoints import load_checkpoint
     from wsfcn.train.loop import FitResult, fit
 
     for key, value in cluster["env"].items():
@@ -249,7 +250,9 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
 
     last = tmp_path / "out" / "last.pt"
     assert not last.exists()  # rank 0 wrote last.pt on its node's disk only
-    assert ray_train.fetch_last(checkpoint, last, fingerprint(params))  # the driver gets it from S3
+    assert ray_train.fetch_last(
+        checkpoint, last, fingerprint(params), code=training_code_fingerprint()
+    )  # the driver gets it from S3
     result = FitResult.from_checkpoint(last)
     assert result.epochs == 3 and [e["epoch"] for e in result.history] == [1, 2, 3]
     state = load_checkpoint(last)

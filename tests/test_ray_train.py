@@ -38,10 +38,10 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
     import ray.cloudpickle
     from mlflow.tracking import MlflowClient
 
+    from wsfcn.checkpoints import load_checkpoint
     from wsfcn.integrations import ray_train
     from wsfcn.integrations.mlflow_log import start_run
     from wsfcn.params_io import absolute_paths
-    from wsfcn.train.checkpoints import load_checkpoint
     from wsfcn.train.loop import FitResult, fit
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/

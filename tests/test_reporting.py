@@ -266,7 +266,7 @@ def load_stage():
 
 
 def test_tables_main_with_run_frame(tmp_path, capsys, monkeypatch):
-    from wsfcn import stages
+    from wsfcn.stages import tables as stages
 
     stage = load_stage()
     asked = []

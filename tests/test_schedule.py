@@ -101,7 +101,7 @@ def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path, dec
 
 
 def test_ema_is_validated_checkpointed_and_loaded(tmp_path):
-    from wsfcn.train.checkpoints import load_model
+    from wsfcn.checkpoints import load_model
 
     data = prepare_tiny_data(tmp_path / "data")
     params = tiny_params(data, tmp_path, train__epochs=2, train__pretrain_epochs=1, train__ema_decay=0.5)

@@ -16,8 +16,8 @@ from wsfcn.config import ModelParams, Params
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    from wsfcn.checkpoints import save_checkpoint
     from wsfcn.model import build_model
-    from wsfcn.train.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     model = build_model(ModelParams(backbone="mini"), 9)

@@ -65,21 +65,26 @@ class FakeCheckpoint:
 def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_path):
     from tiny_training import prepare_tiny_data, tiny_params
 
+    from wsfcn.checkpoints import load_checkpoint
+    from wsfcn.code_version import training_code_fingerprint
     from wsfcn.integrations.ray_train import fetch_last
     from wsfcn.params_io import fingerprint
-    from wsfcn.train.checkpoints import load_checkpoint
     from wsfcn.train.loop import fit
 
     params = tiny_params(prepare_tiny_data(tmp_path), tmp_path / "node", train__epochs=1)
     fit(params, report=lambda metrics: None, quiet=True)  # rank 0's node: node/last.pt after 1 epoch
     ray_checkpoint = FakeCheckpoint(tmp_path / "node" / "last.pt")
     last = tmp_path / "driver" / "last.pt"
-    assert fetch_last(ray_checkpoint, last, fingerprint(params))
+    assert fetch_last(ray_checkpoint, last, fingerprint(params), code=training_code_fingerprint())
     state = load_checkpoint(last)
     assert state["epoch"] == 1
     assert (last.parent / "best.pt").is_file() == (state["metrics"]["best_epoch"] in (None, 1))
-    assert not fetch_last(ray_checkpoint, last, fingerprint(params))  # not newer than the local one
-    assert not fetch_last(ray_checkpoint, last, fingerprint(params), epochs=1)
+    assert not fetch_last(
+        ray_checkpoint, last, fingerprint(params), code=training_code_fingerprint()
+    )  # not newer than the local one
+    assert not fetch_last(
+        ray_checkpoint, last, fingerprint(params), code=training_code_fingerprint(), epochs=1
+    )
     assert ray_checkpoint.calls == 2  # the last call downloaded nothing
     assert not fetch_last(ray_checkpoint, tmp_path / "other" / "last.pt", "another-fingerprint")
 
@@ -90,16 +95,18 @@ def test_fetch_last_brings_rank0s_best_pt_of_an_earlier_epoch(tmp_path):
 
     from torch import nn
 
+    from wsfcn.checkpoints import load_checkpoint, save_checkpoint
+    from wsfcn.code_version import training_code_fingerprint
     from wsfcn.config import load_params
     from wsfcn.integrations.ray_train import BEST_NAME, CKPT_NAME, fetch_last
     from wsfcn.params_io import fingerprint
-    from wsfcn.train.checkpoints import load_checkpoint, save_checkpoint
 
     params = load_params(None)
-    node = tmp_path / "node"
-    save_checkpoint(node / "best.pt", model=nn.Linear(2, 2), epoch=2, params=params, num_classes=9)
+    node, code = tmp_path / "node", training_code_fingerprint()
+    save_checkpoint(node / "best.pt", model=nn.Linear(2, 2), epoch=2, params=params, num_classes=9,
+                    code_fingerprint=code)  # fmt: skip
     save_checkpoint(node / "last.pt", model=nn.Linear(2, 2), epoch=4, params=params, num_classes=9,
-                    metrics={"best_epoch": 2, "best_score": 0.5})  # fmt: skip
+                    metrics={"best_epoch": 2, "best_score": 0.5}, code_fingerprint=code)  # fmt: skip
 
     class RayCheckpoint:
         def to_directory(self, folder: str) -> str:
@@ -109,6 +116,6 @@ def test_fetch_last_brings_rank0s_best_pt_of_an_earlier_epoch(tmp_path):
             return folder
 
     last = tmp_path / "driver" / "last.pt"
-    assert fetch_last(RayCheckpoint(), last, fingerprint(params))
+    assert fetch_last(RayCheckpoint(), last, fingerprint(params), code=training_code_fingerprint())
     assert load_checkpoint(last)["epoch"] == 4
     assert load_checkpoint(last.parent / "best.pt")["epoch"] == 2  # the selected epoch, not the last

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from wsfcn.code_version import training_code_fingerprint
 from wsfcn.config import ConfigError, load_params
 from wsfcn.experiments import load_experiment
 from wsfcn.sweep.plan import (
@@ -107,7 +108,7 @@ def test_runs_differing_only_in_inference_share_one_training(tmp_path):
 
 
 def test_a_training_another_experiment_finished_is_used_where_it_lies(tmp_path):
-    from wsfcn.train.checkpoints import save_checkpoint
+    from wsfcn.checkpoints import save_checkpoint
 
     table1 = {"baseline": {"model.context": "aspp"}, "full": {"infer.flip": True}}
     exp1 = load_experiment(write_experiment(tmp_path / "t1.yaml", table1))
@@ -115,7 +116,8 @@ def test_a_training_another_experiment_finished_is_used_where_it_lies(tmp_path):
     for trial, epochs in (("full-s0", done["full-s0"].train.epochs), ("full-s1", 1)):  # s1: unfinished
         params = done[trial]
         save_checkpoint(Path(params.train.out_dir) / "last.pt", model=torch.nn.Linear(1, 1), epoch=epochs,
-                        params=params, num_classes=2)  # fmt: skip
+                        params=params, num_classes=2,
+                        code_fingerprint=training_code_fingerprint())  # fmt: skip
     doc = yaml.safe_load((tmp_path / "t1.yaml").read_text()) | {"name": "table3"}
     doc["runs"] = {"single": {"infer.flip": False}, "flip": {"infer.flip": True}}
     (tmp_path / "t3.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -247,7 +249,7 @@ def fake_mlflow(monkeypatch):
 
 
 def fake_fit(calls):
-    from wsfcn.train.checkpoints import save_checkpoint
+    from wsfcn.checkpoints import save_checkpoint
     from wsfcn.train.loop import FitResult
 
     def train(params, *, mlflow_run, report, quiet):
@@ -257,9 +259,11 @@ def fake_fit(calls):
         epochs = params.train.epochs
         model = torch.nn.Linear(2, 2)
         save_checkpoint(
-            out / "last.pt", model=model, epoch=epochs, params=params, metrics=state, num_classes=9
-        )
-        return FitResult(out, out / "last.pt", out / "best.pt", params.train.epochs, 2, 0.5, 42)
+            out / "last.pt", model=model, epoch=epochs, params=params, metrics=state, num_classes=9,
+            code_fingerprint=training_code_fingerprint(),
+        )  # fmt: skip
+        return FitResult(out, out / "last.pt", out / "best.pt", params.train.epochs, 2, 0.5, 42,
+                         code_fingerprint=training_code_fingerprint())  # fmt: skip
 
     return train
 
@@ -279,6 +283,46 @@ def test_run_trial_logs_metrics_and_reuses_a_finished_training(tmp_path, fake_ml
     assert json.loads((Path(base.folder) / "result.json").read_text())["run_id"] == "smoke/baseline-s0"
     again = run_trial(base, train=fake_fit(calls), post=post)  # last.pt holds train.epochs epochs
     assert len(calls) == 1 and again["train_reused"] and again["n_params"] == 42
+
+
+def test_a_training_made_by_other_code_is_neither_planned_in_nor_reused(tmp_path, fake_mlflow):
+    """The planner maps a trial onto another experiment's training, and a trial reuses a finished
+    last.pt, only when that training's code fingerprint equals this process's."""
+    from wsfcn.checkpoints import save_checkpoint
+    from wsfcn.sweep.trial import run_trial
+
+    table1 = {"baseline": {"model.context": "aspp"}, "full": {"infer.flip": True}}
+    exp1 = load_experiment(write_experiment(tmp_path / "t1.yaml", table1))
+    done = {s.trial_id: s.to_params() for s in expand_trials(exp1, "embedded", 2, base=None, root=tmp_path)}
+    for trial, code in (("full-s0", training_code_fingerprint()), ("full-s1", "0ther0c0de0000000")):
+        params = done[trial]
+        save_checkpoint(Path(params.train.out_dir) / "last.pt", model=torch.nn.Linear(1, 1),
+                        epoch=params.train.epochs, params=params, num_classes=2,
+                        code_fingerprint=code)  # fmt: skip
+    doc = yaml.safe_load((tmp_path / "t1.yaml").read_text()) | {"name": "table3"}
+    doc["runs"] = {"flip": {"infer.flip": True}}
+    (tmp_path / "t3.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    specs = {s.trial_id: s for s in expand_trials(load_experiment(tmp_path / "t3.yaml"), "embedded", 2,
+                                                  base=None, root=tmp_path)}  # fmt: skip
+    assert specs["flip-s0"].to_params().train.out_dir == done["full-s0"].train.out_dir  # same code: reused
+    base = tmp_path / "outputs" / "sweeps" / "table3" / "embedded"
+    assert Path(specs["flip-s1"].to_params().train.out_dir) == base / "flip-s1" / "train"  # other code
+
+    # at the trial: a finished last.pt of other code in the trial's own folder trains again
+    own, _ = spec_pair(tmp_path / "trial")
+    params = own.to_params()
+    save_checkpoint(Path(params.train.out_dir) / "last.pt", model=torch.nn.Linear(2, 2),
+                    epoch=params.train.epochs, params=params, num_classes=9,
+                    metrics={"n_params": 42, "best_epoch": 2, "best_score": 0.5, "history": []},
+                    code_fingerprint="0ther0c0de0000000")  # fmt: skip
+    calls = []
+    post = lambda params, quiet: {"mIoU": 61.5, "PixAcc": 88.25, "files": []}  # noqa: E731
+    first = run_trial(own, train=fake_fit(calls), post=post)
+    assert len(calls) == 1 and not first["train_reused"]
+    record = fake_mlflow["smoke/baseline-s0"]
+    assert record["tags"]["wsfcn.code_fingerprint"] == training_code_fingerprint()
+    again = run_trial(own, train=fake_fit(calls), post=post)  # now made by this code: reused
+    assert len(calls) == 1 and again["train_reused"]
 
 
 def test_run_trial_failure_marks_the_child_failed_and_reraises(tmp_path, fake_mlflow):
@@ -334,9 +378,9 @@ def test_a_given_checkpoint_is_evaluated_not_trained(tmp_path, fake_mlflow):
     child carries FILE's provenance; the trial hash tells it apart from a trained trial."""
     import hashlib
 
+    from wsfcn.checkpoints import save_converted_checkpoint
     from wsfcn.model import build_model, count_parameters
     from wsfcn.sweep.trial import run_trial
-    from wsfcn.train.checkpoints import save_converted_checkpoint
 
     params = load_params(None, {"model.backbone": "mini", "model.head_channels": 16})
     model = build_model(params.model, 9)

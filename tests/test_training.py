@@ -16,9 +16,9 @@ from tiny_training import prepare_tiny_data, tiny_params
 from torch import nn
 
 import wsfcn.model
+from wsfcn.checkpoints import load_checkpoint
 from wsfcn.model import WSFCNTrainOutput, build_model
 from wsfcn.model.backbones.mini import MiniResNet
-from wsfcn.train.checkpoints import load_checkpoint
 from wsfcn.train.loop import NonFiniteLossError, fit, select_best, step_loss, train_one_epoch
 from wsfcn.train.optim import build_optimizer, parameter_groups
 from wsfcn.train.runtime import Runtime, collate_by_size, mean_average_precision

@@ -4,18 +4,19 @@ The house, by floor; a module imports only from its own floor or lower ones (tes
 
     7  cli.py, commands/, entry.py    the `wsfcn` command, its subcommands, how entry points exit
     6  sweep/                          plan.py (trials × seeds, resume), resources.py, trial.py, driver.py
-    5  stages.py                       one function per stage: download, prepare, train … tables
+    5  stages/                         one module per stage: download, prepare, train … tables, figures
     4  integrations/                   Ray (ray_cluster, ray_train, ray_tune), MLflow (mlflow_*): callables
-    3  train/  infer/  evaluate/  report/
-           train/     loop.py (fit), runtime.py, optim.py, checkpoints.py, figures.py
+    3  checkpoints.py  train/  infer/  evaluate/  report/
+           checkpoints.py  kill-safe checkpoint files, model loading (below training and inference)
+           train/     loop.py (fit), runtime.py, optim.py, figures.py
            infer/     options.py (InferOptions, CRFOptions), multiscale.py, split.py, crf.py
            evaluate/  metrics.py, folder.py, figures.py
            report/    tables.py (the paper's tables from runs), writers.py, param_counts.py
     2  model/                          backbones, context (FCA …), fusion (SF2 …), PAMR, gate, losses, weights
     1  data/                           synthetic benchmark, VOC + SBD, COCO: download, prepare, check, load
-    0  config.py, params_io.py, experiments.py, arguments.py, device.py, errors.py
+    0  config.py, params_io.py, code_version.py, experiments.py, arguments.py, device.py, errors.py
 
-``pipeline/*.py`` (chained by ``dvc.yaml``) parse arguments, call one function of ``wsfcn.stages`` and
-turn its result into an exit status; ``pipeline/ablate.py`` runs the same stage functions as Ray Tune
-trials. Only ``wsfcn/integrations/`` imports ray or mlflow.
+``pipeline/*.py`` (chained by ``dvc.yaml``) parse arguments, call one function of a ``wsfcn.stages``
+module and turn its result into an exit status; ``pipeline/ablate.py`` runs the same stage functions
+as Ray Tune trials. Only ``wsfcn/integrations/`` imports ray or mlflow.
 """

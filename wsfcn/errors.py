@@ -11,3 +11,11 @@ from __future__ import annotations
 
 class InputError(Exception):
     """A bad input the user can fix; the message names the file, id, key or value."""
+
+
+class DataError(InputError, RuntimeError):
+    """A prepared dataset that fails its check; the message lists the problems."""
+
+
+class CheckpointError(InputError, RuntimeError):
+    """A checkpoint file that is missing, truncated, not a wsfcn checkpoint, or of other classes."""

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"parameter error: {err}", 2)
     print(report)
     if official:
-        from wsfcn.train.checkpoints import save_converted_checkpoint
+        from wsfcn.checkpoints import save_converted_checkpoint
 
         record = provenance(Path(args.src), params.model.backbone)
         save_converted_checkpoint(

@@ -100,6 +100,7 @@ def read_user_image(path: Path) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from wsfcn.arguments import params_from_args
+    from wsfcn.checkpoints import CheckpointError, load_model
     from wsfcn.data.classes import CLASS_NAMES
     from wsfcn.data.io import write_mask
     from wsfcn.device import resolve_device
@@ -107,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
     from wsfcn.infer.crf import crf_mask
     from wsfcn.infer.multiscale import predict_image, probs_to_mask
     from wsfcn.infer.options import CRFOptions, InferOptions
-    from wsfcn.train.checkpoints import CheckpointError, load_model
 
     params = params_from_args(args)
     infer = params.infer

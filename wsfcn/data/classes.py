@@ -6,6 +6,10 @@ the standard COCO order), synthetic 9 (background + the 8 shape classes of ``wsf
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from wsfcn.errors import CheckpointError
+
 IGNORE_INDEX = 255
 
 CLASS_NAMES: dict[str, list[str]] = {
@@ -65,3 +69,13 @@ def voc_palette() -> list[int]:
             code >>= 3
         palette += [r, g, b]
     return palette
+
+
+def check_classes(checkpoint: str | Path, trained_on: str, data_name: str) -> None:
+    """Refuse (naming both) a checkpoint whose dataset has other classes than ``data.name``'s."""
+    have, want = num_classes(trained_on), num_classes(data_name)
+    if have != want:
+        raise CheckpointError(
+            f"{checkpoint} segments the {have} classes of {trained_on}, but data.name={data_name} has "
+            f"{want}: run with --set data.name={trained_on}"
+        )

@@ -29,7 +29,7 @@ from wsfcn.data.classes import CLASS_NAMES, num_classes
 from wsfcn.data.download import DownloadError, ensure_source, locate_source
 from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, default_workers, labels_from_mask, map_files, read_mask
-from wsfcn.errors import InputError
+from wsfcn.errors import DataError
 
 # source name -> the path its folder must contain
 SOURCES: dict[str, dict[str, str]] = {
@@ -41,10 +41,6 @@ SOURCES: dict[str, dict[str, str]] = {
     },
 }
 SYNTHETIC_STAMP = ".wsfcn-synthetic.json"
-
-
-class DataError(InputError, RuntimeError):
-    """Prepared data that failed its checks; the message lists the problems."""
 
 
 def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Path]:

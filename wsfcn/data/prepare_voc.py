@@ -18,15 +18,15 @@ import numpy as np
 import scipy.io
 
 from wsfcn.data.check import Problem
+from wsfcn.data.ids import read_ids as read_id_list
 from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, write_mask
 
 
 def read_ids(path: Path) -> list[str]:
-    """Ids of a VOC/SBD split file (first field of each non-blank line)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"split file {path} not found")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    """Ids of a VOC/SBD split file (first field of each non-blank line); a missing or non-UTF-8 file
+    or a bad id raises :class:`DataFileError` naming the file (and line)."""
+    return read_id_list(path, "split file")
 
 
 def load_sbd_mat(path: Path) -> np.ndarray:

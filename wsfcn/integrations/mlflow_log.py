@@ -115,21 +115,33 @@ def _log_params(client: MlflowClient, run_id: str, params: Params) -> None:
         client.log_batch(run_id, tags=changed)
 
 
-def start_run(
-    params: Params, experiment: str, run_name: str, *, resume: bool = False, root: str | Path | None = None
-) -> str:
-    """Create (or, with ``resume``, reopen the newest same-name same-fingerprint) run; return its id.
+# tags a resumed run must share with the run it reopens (params and training-code fingerprints)
+RESUME_TAGS = ("wsfcn.fingerprint", "wsfcn.code_fingerprint")
 
-    The run gets the params and :func:`run_tags`; its status is RUNNING until :meth:`MLflowReporter.finish`.
+
+def start_run(
+    params: Params,
+    experiment: str,
+    run_name: str,
+    *,
+    resume: bool = False,
+    root: str | Path | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Create (or, with ``resume``, reopen the newest run of the same name and :data:`RESUME_TAGS`) run;
+    return its id.
+
+    The run gets the params, :func:`run_tags` and ``tags`` (e.g. ``wsfcn.code_fingerprint``); its
+    status is RUNNING until :meth:`MLflowReporter.finish`.
     """
     uri = resolve_uri(params.tracking.uri, root)
     client = MlflowClient(uri)
     exp_id = _experiment_id(client, experiment, uri)
-    tags = run_tags(params, root)
+    tags = run_tags(params, root) | {k: str(v) for k, v in (tags or {}).items()}
     run_id = None
     if resume:
-        fp = tags["wsfcn.fingerprint"]
-        query = f"tags.`{RUN_NAME_TAG}` = '{run_name}' and tags.`wsfcn.fingerprint` = '{fp}'"
+        query = f"tags.`{RUN_NAME_TAG}` = '{run_name}'"
+        query += "".join(f" and tags.`{k}` = '{tags[k]}'" for k in RESUME_TAGS if k in tags)
         found = client.search_runs([exp_id], query, max_results=1, order_by=["attributes.start_time DESC"])
         if found:
             run_id = found[0].info.run_id
@@ -202,11 +214,11 @@ def tracked_run(
 ) -> Iterator[MLflowReporter]:
     """One MLflow run around a block: RUNNING inside, then FINISHED, FAILED or KILLED (Ctrl-C).
 
-    Opens the run with :func:`start_run` (``resume``: reopen the newest same-name same-fingerprint
-    run), adds ``tags``, and yields its :class:`MLflowReporter`. An exception leaves its one-line
+    Opens the run with :func:`start_run` and ``tags`` (``resume``: reopen the newest run of the same
+    name and fingerprints), and yields its :class:`MLflowReporter`. An exception leaves its one-line
     message as the ``wsfcn.error`` tag and is re-raised.
     """
-    run_id = start_run(params, experiment, run_name, resume=resume, root=root)
+    run_id = start_run(params, experiment, run_name, resume=resume, root=root, tags=tags)
     reporter = MLflowReporter(resolve_uri(params.tracking.uri, root), run_id)
     if tags:
         reporter.set_tags(tags)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wsfcn.checkpoints import link_or_copy
 from wsfcn.config import Params
 from wsfcn.integrations.ray_cluster import (
     check_data_visible,
@@ -33,7 +34,6 @@ from wsfcn.integrations.ray_cluster import (
     storage_location,
 )
 from wsfcn.params_io import params_from_dict, params_to_dict
-from wsfcn.train.checkpoints import link_or_copy
 from wsfcn.train.loop import NonFiniteLossError, repair_best
 
 Report = Callable[[dict], None]
@@ -192,8 +192,9 @@ def run_storage(params: Params) -> str:
     return params.train.storage or str(Path(params.train.out_dir) / "ray")
 
 
-def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: int = 0) -> bool:
+def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, code: str, epochs: int = 0) -> bool:
     """Make ``last`` (the driver's ``last.pt``) the newest state of the run; True if it was fetched.
+    Only a state of params ``fingerprint`` and training code ``code`` counts.
 
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
@@ -201,18 +202,18 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, epochs: i
     to the same Ray checkpoint (METHOD §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
     already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
     """
-    from wsfcn.train.checkpoints import newest_resumable
+    from wsfcn.checkpoints import newest_resumable
 
     if checkpoint is None:
         return False
     last = Path(last)
-    here = newest_resumable([last], fingerprint)
+    here = newest_resumable([last], fingerprint, code=code)
     if here is not None and epochs and here[1]["epoch"] >= epochs:
         return False
     folder = Path(tempfile.mkdtemp(prefix="wsfcn-fetch-"))
     try:
         checkpoint.to_directory(str(folder))
-        fetched = newest_resumable([folder / CKPT_NAME], fingerprint)
+        fetched = newest_resumable([folder / CKPT_NAME], fingerprint, code=code)
         if fetched is None or (here is not None and here[1]["epoch"] >= fetched[1]["epoch"]):
             return False
         last.parent.mkdir(parents=True, exist_ok=True)

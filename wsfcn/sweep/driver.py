@@ -60,7 +60,7 @@ def trial_body(
 
     from wsfcn.integrations.ray_cluster import check_data_visible, granted_cpus, node_cpus
     from wsfcn.integrations.ray_tune import remote_call
-    from wsfcn.stages import run_fit
+    from wsfcn.stages.train import run_fit
 
     spec = specs[trial_id]
     params = spec.to_params()

@@ -47,8 +47,8 @@ class GivenCheckpoint:
 
 def describe_checkpoint(path: str | Path, sha256: str = "") -> GivenCheckpoint:
     """Load ``path`` (on the CPU) for its provenance and trainable-parameter count."""
+    from wsfcn.checkpoints import load_model
     from wsfcn.model import count_parameters
-    from wsfcn.train.checkpoints import load_model
 
     model, _, provenance = load_model(path, with_provenance=True)
     n_params = count_parameters(model)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsfcn.code_version import training_code_fingerprint
 from wsfcn.config import ConfigError, DataParams, Params, flatten, to_dict
 from wsfcn.experiments import Experiment
 from wsfcn.integrations.mlflow_log import resolve_uri
@@ -93,15 +94,16 @@ def trial_hash(params: Params, checkpoint_sha256: str = "") -> str:
 
 
 def _training_key(params: Params) -> str:
-    return f"{fingerprint(params)}-{params.train.epochs}"
+    return f"{fingerprint(params)}-{training_code_fingerprint()}-{params.train.epochs}"
 
 
 def finished_trainings(sweeps: Path, setting: str, exclude: Path) -> dict[str, Path]:
-    """Training key (``fingerprint-epochs``, as :func:`_training_key`) → ``train`` folder, for every
-    readable ``last.pt`` of the sweeps under ``sweeps`` at ``setting`` outside ``exclude`` (read once,
-    memory-mapped). A key that matches a trial's names a training that finished its ``train.epochs``.
+    """Training key (``fingerprint-code_fingerprint-epochs``, as :func:`_training_key`) → ``train``
+    folder, for every readable ``last.pt`` of the sweeps under ``sweeps`` at ``setting`` outside
+    ``exclude`` (read once, memory-mapped). A key that matches a trial's names a training of the same
+    params, made by the same training code, that finished its ``train.epochs``.
     """
-    from wsfcn.train.checkpoints import CheckpointError, load_checkpoint
+    from wsfcn.checkpoints import CheckpointError, load_checkpoint
 
     found: dict[str, Path] = {}
     for path in sorted(sweeps.glob(f"*/{setting}/*/train/last.pt")):
@@ -111,7 +113,8 @@ def finished_trainings(sweeps: Path, setting: str, exclude: Path) -> dict[str, P
             state = load_checkpoint(path, mmap=True)
         except CheckpointError:  # a run killed during its first save
             continue
-        found.setdefault(f"{state.get('fingerprint')}-{state['epoch']}", path.parent)
+        key = f"{state.get('fingerprint')}-{state.get('code_fingerprint') or 'none'}-{state['epoch']}"
+        found.setdefault(key, path.parent)
     return found
 
 

@@ -19,9 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wsfcn import stages
 from wsfcn.config import DataParams, Params
 from wsfcn.errors import InputError
+from wsfcn.stages import crf as crf_stage
+from wsfcn.stages import download as download_stage
+from wsfcn.stages import evaluate as evaluate_stage
+from wsfcn.stages import infer as infer_stage
+from wsfcn.stages import prepare as prepare_stage
+from wsfcn.stages import train as train_stage
 from wsfcn.sweep.given import describe_checkpoint
 from wsfcn.sweep.plan import TrialSpec, child_tags, distinct_data
 
@@ -46,9 +51,10 @@ def file_lock(path: Path):
 
 
 def train_or_reuse(params: Params, train: Train, mlflow_run: tuple[str, str], report, quiet: bool):
-    """Train, unless ``train.out_dir/last.pt`` already holds these params after ``train.epochs``."""
+    """Train, unless ``train.out_dir/last.pt`` already holds these params, trained by this training code,
+    after ``train.epochs``."""
     with file_lock(Path(params.train.out_dir) / ".lock"):
-        finished = stages.finished_training(params)
+        finished = train_stage.finished_training(params)
         if finished is not None:
             return finished, True
         return train(params, mlflow_run=mlflow_run, report=report, quiet=quiet), False
@@ -59,7 +65,7 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train → infer → (CRF) → evaluate one trial and log it as a child of ``spec.parent_run_id``.
 
-    ``train`` defaults to :func:`wsfcn.stages.run_fit`, ``post`` to :func:`infer_and_evaluate`. With
+    ``train`` defaults to :func:`wsfcn.stages.train.run_fit`, ``post`` to :func:`infer_and_evaluate`. With
     ``spec.checkpoint`` (a given checkpoint) nothing trains and the child gets its provenance tags.
     Returns the trial's summary (also written to ``<folder>/result.json``). An exception marks the
     child FAILED (tag ``wsfcn.error``, traceback in ``<folder>/error.txt``) and is re-raised.
@@ -69,7 +75,7 @@ def run_trial(
     from wsfcn.integrations.mlflow_log import tracked_run
     from wsfcn.integrations.ray_cluster import node_id
 
-    train = train or stages.run_fit
+    train = train or train_stage.run_fit
     post = post or infer_and_evaluate
     params = spec.to_params()
     folder = Path(spec.folder)
@@ -88,6 +94,7 @@ def run_trial(
                 fitted, reused = train_or_reuse(params, train, (run.uri, run.run_id), report, quiet)
                 if reused:
                     run.set_tags({"wsfcn.train_reused": str(fitted.out_dir)})
+                run.set_tags({"wsfcn.code_fingerprint": fitted.code_fingerprint})
             outcome = post(params, quiet=quiet)
             numbers = {
                 "n_params": (given or fitted).n_params,
@@ -112,8 +119,8 @@ def prepare_data(datas: Iterable[DataParams], *, quiet: bool = True) -> list[Pat
     folders = []
     for data in distinct_data(datas):
         params = Params(data=data)
-        stages.download(params, quiet=quiet)
-        folders.append(stages.prepare(params, progress=not quiet).folder)
+        download_stage.download(params, quiet=quiet)
+        folders.append(prepare_stage.prepare(params, progress=not quiet).folder)
     return folders
 
 
@@ -123,22 +130,22 @@ def infer_and_evaluate(params: Params, *, quiet: bool = True, processes: int = 1
     Returns ``{"mIoU": %, "PixAcc": %, "files": [metrics.json, per_class.csv]}``; a split without
     ground truth (VOC test) returns no numbers, only the predictions on disk (``files`` empty).
     """
-    predicted = stages.infer(params, quiet=quiet)
+    predicted = infer_stage.infer(params, quiet=quiet)
     if predicted.skipped:
         raise TrialStageError(
             f"{len(predicted.skipped)} images skipped, see {predicted.out_dir}/summary.json"
         )
     if params.eval.crf:
-        refined = stages.crf(params, processes=params.eval.crf_params.processes or processes, quiet=True)
+        refined = crf_stage.crf(params, processes=params.eval.crf_params.processes or processes, quiet=True)
         if refined.skipped:
             first = refined.skipped[0]
             raise TrialStageError(
                 f"CRF failed on {len(refined.skipped)} images (first {first['id']}: {first['error']}), "
                 f"see {refined.out_dir}/summary.json"
             )
-    if not stages.has_ground_truth(params, predicted.summary["ids"]):
+    if not evaluate_stage.has_ground_truth(params, predicted.summary["ids"]):
         return {"files": []}  # no public ground truth: predictions only (contract: no mIoU logged)
-    result = stages.evaluate(params, workers=processes)
+    result = evaluate_stage.evaluate(params, workers=processes)
     return {
         "mIoU": result.miou,
         "PixAcc": result.pixacc,

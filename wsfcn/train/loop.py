@@ -22,20 +22,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsfcn.config import Params, TrainParams
-from wsfcn.errors import InputError
-from wsfcn.evaluate.metrics import ConfusionMatrix
-from wsfcn.params_io import fingerprint
-from wsfcn.precision import precision_name
-from wsfcn.train.checkpoints import (
+from wsfcn.checkpoints import (
     CheckpointError,
     capture_rng_state,
     evaluated_weights,
     link_or_copy,
     load_checkpoint,
     newest_resumable,
+    resume_refusal,
     save_checkpoint,
 )
+from wsfcn.code_version import training_code_fingerprint
+from wsfcn.config import Params, TrainParams
+from wsfcn.errors import InputError
+from wsfcn.evaluate.metrics import ConfusionMatrix
+from wsfcn.params_io import fingerprint
+from wsfcn.precision import precision_name
 from wsfcn.train.figures import PanelRow, save_training_figure
 from wsfcn.train.optim import build_optimizer, lr_factor, set_lr
 from wsfcn.train.runtime import (
@@ -69,6 +71,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     resumed_from: int = 0
     precision: str = "fp32"  # the training arithmetic of the process that finished the run
+    code_fingerprint: str = ""  # the training code of the process that trained it (checkpoint)
 
     @classmethod
     def from_checkpoint(cls, last: str | Path) -> FitResult:
@@ -86,6 +89,7 @@ class FitResult:
             m.get("history", []),
             m.get("resumed_from", 0),
             m.get("precision", "fp32"),
+            state.get("code_fingerprint", ""),
         )
 
 
@@ -271,14 +275,14 @@ class _Fit:
 
 def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
     """Datasets, loaders, model and optimiser of ``params`` (the model is wrapped later, after resuming)."""
-    import wsfcn.data
     import wsfcn.model
+    from wsfcn.data.datasets import build_dataset, build_loader
 
     tp = params.train
     if tp.batch_size % rt.world:
         raise ValueError(f"train.batch_size={tp.batch_size} does not split evenly over {rt.world} workers")
     per_rank = tp.batch_size // rt.world
-    train_loader = wsfcn.data.build_loader(
+    train_loader = build_loader(
         params.data,
         params.data.train_split,
         batch_size=per_rank,
@@ -287,7 +291,7 @@ def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
         rank=rt.rank,
         world_size=rt.world,
     )
-    val_set = wsfcn.data.build_dataset(params.data, params.data.val_split, train=False)
+    val_set = build_dataset(params.data, params.data.val_split, train=False)
     val_loader = make_val_loader(
         val_set, subset=tp.val_subset, batch_size=per_rank, workers=params.data.loader_workers
     )
@@ -351,13 +355,21 @@ def _wrap(fit_: _Fit) -> None:
 
 
 def _resume(fit_: _Fit, candidates: Sequence[str | Path]) -> int:
-    """Load the newest checkpoint of this run among ``candidates``; return its epoch (0: none)."""
-    want = fingerprint(fit_.params)
-    found = newest_resumable(list(candidates), want)
+    """Load the newest checkpoint of this run among ``candidates``; return its epoch (0: none).
+
+    A run continues only from a checkpoint of the same params and the same training code; when
+    ``last.pt`` exists but differs in either, one line says why the run starts from scratch.
+    """
+    want, code = fingerprint(fit_.params), training_code_fingerprint()
+    found = newest_resumable(list(candidates), want, code=code)
     last = fit_.out_dir / "last.pt"
     if found is None:
-        if last.is_file() and not fit_.quiet and fit_.rt.rank == 0:
-            print(f"{last}: another run or other params (fingerprint != {want}); starting afresh", flush=True)
+        if last.is_file() and fit_.rt.rank == 0:
+            try:
+                why = resume_refusal(load_checkpoint(last, mmap=True), want, code, str(last))
+            except CheckpointError as err:
+                why = str(err)
+            print(f"{why}: training from scratch", file=sys.stderr, flush=True)
         return 0
     path, state = found
     fit_.model.load_state_dict(state["model"])
@@ -423,6 +435,7 @@ def _save(fit_: _Fit, epoch: int, is_best: bool) -> Path:
         metrics=fit_.state,
         num_classes=fit_.num_classes,
         ema=fit_.ema.module if fit_.ema is not None else None,
+        code_fingerprint=training_code_fingerprint(),
     )
     if is_best or fit_.state["best_epoch"] is None:  # before PRETRAIN ends best.pt mirrors last.pt
         link_or_copy(last, fit_.out_dir / "best.pt")
@@ -544,4 +557,5 @@ def fit(
         s["history"],
         s["resumed_from"],
         s["precision"],
+        training_code_fingerprint(),
     )

@@ -29,16 +29,12 @@ from torch import nn
 
 from wsfcn.config import Params
 from wsfcn.data.classes import num_classes as dataset_classes
-from wsfcn.errors import InputError
+from wsfcn.errors import CheckpointError
 from wsfcn.model.weights import unreadable_reason, unsafe_reason
 from wsfcn.params_io import StoredParamsError, fingerprint, params_from_dict, params_to_dict
 
 FORMAT = "wsfcn-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(InputError, RuntimeError):
-    """A checkpoint file that is missing, truncated or not a wsfcn checkpoint."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -135,8 +131,12 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     num_classes: int | None = None,
     ema: nn.Module | None = None,
+    code_fingerprint: str = "",
 ) -> Path:
     """Write a checkpoint atomically; ``epoch`` is the number of completed epochs.
+
+    ``code_fingerprint``: :func:`wsfcn.code_version.training_code_fingerprint` of the process that
+    trains (stored beside the params ``fingerprint``; a run resumes only when both match).
 
     ``num_classes`` (background included) defaults to ``model.num_classes`` or the dataset's count.
     ``metrics`` must hold plain values (floats, lists, dicts): the loop stores its history there.
@@ -156,6 +156,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "params": plain,
         "fingerprint": fingerprint(plain),
+        "code_fingerprint": str(code_fingerprint),
         "rng_state": rng_state or {},
         "metrics": json.loads(json.dumps(metrics or {})),
     }
@@ -277,8 +278,26 @@ def record_mlflow_run(paths: list[str | Path], uri: str, run_id: str) -> None:
         done[(stat.st_dev, stat.st_ino)] = p
 
 
-def newest_resumable(paths: list[str | Path], want: str) -> tuple[Path, dict] | None:
-    """Among ``paths``, the readable checkpoint with fingerprint ``want`` and the most epochs.
+def resume_refusal(state: dict, params_fingerprint: str, code_fingerprint: str, name: str = "it") -> str:
+    """Why a run of these fingerprints may not continue from ``state`` (a checkpoint called ``name``),
+    "" when it may.
+
+    Both must match: the params that shape training (:func:`wsfcn.params_io.fingerprint`) and the
+    training code (:func:`wsfcn.code_version.training_code_fingerprint`).
+    """
+    have_params, have_code = state.get("fingerprint") or "", state.get("code_fingerprint") or ""
+    if have_params != params_fingerprint:
+        return f"params changed since {name} (fingerprint {have_params or 'none'} → {params_fingerprint})"
+    if not have_code:
+        return f"{name} records no training-code fingerprint (written by an older wsfcn)"
+    if have_code != code_fingerprint:
+        return f"training code changed since {name} (fingerprint {have_code} → {code_fingerprint})"
+    return ""
+
+
+def newest_resumable(paths: list[str | Path], want: str, *, code: str) -> tuple[Path, dict] | None:
+    """Among ``paths``, the readable checkpoint with params fingerprint ``want``, training-code
+    fingerprint ``code`` and the most epochs.
 
     Unreadable files (a run killed while the very first save was in flight) are skipped.
     Returns ``(path, state)`` or None.
@@ -289,6 +308,6 @@ def newest_resumable(paths: list[str | Path], want: str) -> tuple[Path, dict] | 
             state = load_checkpoint(p, mmap=True)
         except CheckpointError:
             continue
-        if state.get("fingerprint") == want and (best is None or state["epoch"] > best[1]["epoch"]):
+        if not resume_refusal(state, want, code) and (best is None or state["epoch"] > best[1]["epoch"]):
             best = (Path(p), state)
     return best
