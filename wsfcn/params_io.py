@@ -35,6 +35,7 @@ RESUME_NEUTRAL = (
     "tracking.",
     "infer.",
     "eval.",
+    "pseudo_masks.",
     "tables.",
 )
 
