@@ -155,3 +155,14 @@ def test_tag_map_by_hand():
     assert mean_ap == pytest.approx((5 / 6 + 1.0) / 2)
     with pytest.raises(ValueError, match="c: no image-level scores"):
         tag_map({"a": [0.1] * 3}, {}, ["a", "c"], 3)
+
+
+def test_selecting_by_val_miou_needs_val_masks(tmp_path):
+    from wsfcn.stages.train import check_before_training
+
+    dataset = make_folder_dataset(tmp_path / "in", count=10)
+    params = folder_params(tmp_path, dataset, **{"train.select_by": "miou"})
+    prepare_dataset(params.data, workers=1)
+    with pytest.raises(ConfigError, match="train.select_by=miou: the val images of .* have no masks"):
+        check_before_training(params)
+    check_before_training(folder_params(tmp_path, dataset, **{"train.select_by": "last"}))
