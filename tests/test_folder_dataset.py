@@ -166,3 +166,17 @@ def test_selecting_by_val_miou_needs_val_masks(tmp_path):
     with pytest.raises(ConfigError, match="train.select_by=miou: the val images of .* have no masks"):
         check_before_training(params)
     check_before_training(folder_params(tmp_path, dataset, **{"train.select_by": "last"}))
+
+
+def test_folder_and_pseudo_mask_keys_move_no_other_runs_fingerprint():
+    from wsfcn.params_io import fingerprint
+    from wsfcn.sweep.plan import trial_hash
+
+    def keys(**extra):
+        params = load_params(ROOT / "params.yaml", extra)
+        return fingerprint(params), trial_hash(params)
+
+    base = keys()
+    assert keys(**{"data.folder.images": "x", "pseudo_masks.crf": True}) == base  # synthetic: unused keys
+    mine = {"data.name": "folder", "data.folder.images": "a", "data.folder.tags": "t.csv"}
+    assert keys(**mine) != keys(**{**mine, "data.folder.images": "b"})  # the folder's own inputs count
