@@ -14,7 +14,7 @@ from PIL import Image
 
 from wsfcn.config import ConfigError, load_params
 from wsfcn.data.check import check_dataset, prepared_classes
-from wsfcn.data.classes import check_classes
+from wsfcn.data.classes import CLASS_NAMES, check_classes
 from wsfcn.data.datasets import build_dataset
 from wsfcn.data.download import DownloadError
 from wsfcn.data.io import DataFileError, write_mask
@@ -144,6 +144,9 @@ def test_a_checkpoint_of_other_tags_is_refused_by_name():
         check_classes("a.pt", "folder", "folder", have=mine, want=yours)
     with pytest.raises(CheckpointError, match="9 classes of synthetic"):
         check_classes("b.pt", "synthetic", "folder", have=["c"] * 9, want=yours)
+    shapes = CLASS_NAMES["synthetic"]  # as many tags as the benchmark has shapes: still other classes
+    with pytest.raises(CheckpointError, match="9 classes of a, b, c, d, e, f, g, h, but data.name=synthetic"):
+        check_classes("c.pt", "folder", "synthetic", have=["background", *"abcdefgh"], want=shapes)
 
 
 def test_tag_map_by_hand():

@@ -83,7 +83,8 @@ def check_classes(
     checkpoint: str | Path, trained_on: str, data_name: str, *, have: list[str], want: list[str]
 ) -> None:
     """Refuse (naming both) a checkpoint whose classes ``have`` differ from the dataset's ``want``."""
-    if len(have) != len(want) or (trained_on == data_name == "folder" and list(have) != list(want)):
+    by_name = "folder" in (trained_on, data_name)  # your own classes: the same names in the same order
+    if len(have) != len(want) or (by_name and list(have) != list(want)):
         shown = ", ".join(have[1:]) if trained_on == "folder" else trained_on
         raise CheckpointError(
             f"{checkpoint} segments the {len(have)} classes of {shown}, but data.name={data_name} has "

@@ -63,13 +63,15 @@ def evaluate(
     check_manifest(
         summary, pred, split=params.infer.split, checkpoint=params.infer.checkpoint, dataset=params.data.name
     )
+    trained_on = summary.get("checkpoint_dataset")
+    have = summary.get("checkpoint_classes") or class_names(trained_on or "")
+    if trained_on and params.data.name != "folder":  # refused before any data file is read
+        want = class_names(params.data.name)
+        check_classes(summary["checkpoint"], trained_on, params.data.name, have=have, want=want)
     dataset = build_dataset(params.data, summary["split"], train=False)
-    if summary.get("checkpoint_dataset"):
-        trained_on = summary["checkpoint_dataset"]
-        have = summary.get("checkpoint_classes") or class_names(trained_on)
-        check_classes(
-            summary["checkpoint"], trained_on, params.data.name, have=have, want=dataset.class_names
-        )
+    if trained_on:
+        want = dataset.class_names
+        check_classes(summary["checkpoint"], trained_on, params.data.name, have=have, want=want)
     ids = summary["ids"]
     if params.data.name == "folder":  # your own masks may cover some images only: score those
         ids = [i for i in ids if dataset.mask_path(i) is not None]

@@ -40,12 +40,13 @@ def infer(
         raise ConfigError("infer.use_gt_labels (§) needs image labels, which the test split does not have")
     device = resolve_device(device or params.train.device)
     model, model_params, provenance = load_model(cfg.checkpoint, device=device, with_provenance=True)
-    dataset = build_dataset(params.data, cfg.split, train=False)
     have = class_names(model_params.data.name, stored_class_names(cfg.checkpoint))
-    have = have or [f"class_{c}" for c in range(len(dataset.class_names))]  # a folder checkpoint of old
-    check_classes(
-        cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=dataset.class_names
-    )
+    if params.data.name != "folder":  # the catalogue's classes: refused before any data file is read
+        want = class_names(params.data.name)
+        check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
+    dataset = build_dataset(params.data, cfg.split, train=False)
+    want = dataset.class_names  # a folder dataset's own, compared name by name
+    check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
     every = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{cfg.split}.txt")
     ids = every[: cfg.max_images] if cfg.max_images > 0 else every
     options = InferOptions.from_params(cfg, device=device, batch_size=batch_size)

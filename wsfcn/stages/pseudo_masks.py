@@ -54,11 +54,13 @@ def pseudo_masks(params: Params, *, device: str | None = None, quiet: bool = Fal
     split = cfg.split or params.data.train_split
     device = resolve_device(device or params.train.device)
     model, model_params = load_model(cfg.checkpoint, device=device)
+    have = class_names(model_params.data.name, stored_class_names(cfg.checkpoint))
+    if params.data.name != "folder":  # the catalogue's classes: refused before any data file is read
+        want = class_names(params.data.name)
+        check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
     dataset = build_dataset(params.data, split, train=False)
-    have = class_names(model_params.data.name, stored_class_names(cfg.checkpoint)) or dataset.class_names
-    check_classes(
-        cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=dataset.class_names
-    )
+    want = dataset.class_names  # a folder dataset's own, compared name by name
+    check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
     every = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{split}.txt")
     ids = every[: cfg.max_images] if cfg.max_images > 0 else every
     out = Path(cfg.out_dir)
