@@ -93,6 +93,16 @@ def test_every_bad_row_is_named_with_its_csv_line(tmp_path):
     assert not (tmp_path / "data" / "folder" / "index.json").exists()  # nothing half-prepared to train on
 
 
+def test_a_spreadsheet_csv_with_byte_order_mark_and_quotes_reads(tmp_path):
+    dataset = make_folder_dataset(tmp_path / "in", count=6)
+    rows = "".join(f'"{image}","{";".join(tags)}"\r\n' for image, tags in dataset["rows"])
+    dataset["tags"].write_bytes(("\ufeffimage,tags\r\n" + rows).encode("utf-8"))
+    out = prepare_dataset(
+        folder_params(tmp_path, dataset, **{"data.folder.val_fraction": 0.2}).data, workers=1
+    )
+    assert prepared_classes(out) == dataset["classes"]
+
+
 def test_json_tags_and_a_val_list(tmp_path):
     dataset = make_folder_dataset(tmp_path / "in", count=10)
     tags = tmp_path / "in" / "tags.json"

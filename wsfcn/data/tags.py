@@ -38,7 +38,7 @@ def read_tag_rows(path: str | Path) -> tuple[list[TagRow], list[Problem]]:
         DataFileError: the file is missing, not UTF-8, not JSON (``.json``) or has no ``image,tags`` header.
     """
     path = Path(path)
-    text = read_text(path, "tags file")
+    text = read_text(path, "tags file").removeprefix("\ufeff")  # the byte-order mark spreadsheets write
     if path.suffix.lower() == ".json":
         return _json_rows(path, text)
     return _csv_rows(path, text)
