@@ -13,7 +13,7 @@ The house, by floor; a module imports only from its own floor or lower ones (tes
            evaluate/  metrics.py, folder.py, classification.py (tag mAP), figures.py
            report/    tables.py (the paper's tables from runs), writers.py, param_counts.py
     2  model/                          backbones, context (FCA …), fusion (SF2 …), PAMR, gate, losses, weights
-    1  data/                           synthetic benchmark, VOC + SBD, COCO, your own folder: prepare, check
+    1  data/                           synthetic, VOC + SBD, COCO, own images: download, prepare, check, load
     0  config.py, params_io.py, code_version.py, experiments.py, arguments.py, device.py, errors.py
 
 ``pipeline/*.py`` (chained by ``dvc.yaml``) parse arguments, call one function of a ``wsfcn.stages``
