@@ -51,6 +51,10 @@ def test_classes_ids_labels_and_splits_come_from_the_tags(tmp_path):
     assert build_dataset(params.data, "train", train=True).num_classes == len(dataset["classes"])
     again = prepare_dataset(folder_params(tmp_path, dataset).data, workers=1)
     assert (again / "lists" / "val.txt").read_text().split() == val  # the split is seeded
+    write_tags_csv(dataset["tags"], [*dataset["rows"], ("odd/missing", ["disc"])])
+    with pytest.raises(DataError, match="odd/missing"):
+        prepare_dataset(params.data, workers=1)
+    assert not (out / "index.json").exists() and not (out / "lists").exists()  # the earlier one is gone
 
 
 def test_every_bad_row_is_named_with_its_csv_line(tmp_path):
@@ -90,7 +94,9 @@ def test_every_bad_row_is_named_with_its_csv_line(tmp_path):
         where = f"{tags}:{line_of[image]}:"
         assert any(where in line and reason in line for line in message.splitlines()), (image, message)
     assert message.startswith(f"{len(expected)} problem(s) in {tags}")
-    assert not (tmp_path / "data" / "folder" / "index.json").exists()  # nothing half-prepared to train on
+    prepared = tmp_path / "data" / "folder"
+    assert not (prepared / "index.json").exists()  # nothing half-prepared to train on
+    assert len((prepared / "problems.txt").read_text().splitlines()) == len(expected)
 
 
 def test_a_spreadsheet_csv_with_byte_order_mark_and_quotes_reads(tmp_path):

@@ -141,7 +141,9 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
             f.images, f.tags, f.masks, val_fraction=f.val_fraction, val_list=f.val_list, seed=f.seed,
             workers=workers, progress=progress,
         )  # fmt: skip
-        if index.problems:  # every row named; the prepared folder is not written
+        if index.problems:  # every row named; nothing of an earlier preparation is left to train on
+            _unprepare(out)
+            (out / "problems.txt").write_text(format_problems(index.problems) + "\n")
             raise DataError(
                 f"{len(index.problems)} problem(s) in {f.tags}:\n{format_problems(index.problems)}"
             )
@@ -184,6 +186,16 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
     report.unlink(missing_ok=True)
     record_clean(out, [data.train_split, data.val_split], [data.train_split])  # the train stage's check
     return out
+
+
+def _unprepare(out: Path) -> None:
+    """Remove a prepared dataset's lists, labels, index and clean-check record (``out`` is kept)."""
+    from wsfcn.data.check import CHECK_STAMP
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "lists", ignore_errors=True)
+    for name in ("labels.json", "index.json", CHECK_STAMP):
+        (out / name).unlink(missing_ok=True)
 
 
 def _mask_labels(path: str) -> list[int] | None:
