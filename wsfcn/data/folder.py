@@ -120,9 +120,10 @@ def read_entries(
         key, image, missing = _locate(row, images, found)
         reasons += [missing] if missing else []
         why = id_problem(key) if key else None
-        reasons += [
-            f"{why}; ids (image paths without extension, '/' as '__') must be plain file names"
-        ] * bool(why)
+        if why:
+            reasons.append(
+                f"{why}; ids (image paths without extension, '/' as '__') must be plain file names"
+            )
         if key and key in first:
             reasons.append(f"duplicate id {key!r}: the image of {first[key]} again")
         first.setdefault(key, row.where)
