@@ -1,5 +1,6 @@
-"""Your own images end to end: ``dvc repro`` on a folder dataset, ``wsfcn segment`` with its checkpoint, and
-the pseudo-mask stage on the embedded benchmark and on a folder dataset with masks."""
+"""Your own images end to end: ``dvc repro`` on a folder dataset, ``wsfcn segment`` with its checkpoint, the
+pseudo-mask stage on the embedded benchmark and on a folder dataset with masks, and evaluate on a val split
+with and without masks."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from wsfcn.evaluate.metrics import ConfusionMatrix
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("source", [pytest.param("synthetic", marks=pytest.mark.slow), "folder"])
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["synthetic", "folder"])
 def test_pseudo_masks_are_scored_where_masks_exist(source, tmp_path, tiny_overrides):
     from wsfcn.stages import download, prepare, pseudo_masks, train
 
@@ -60,11 +62,34 @@ def test_pseudo_masks_are_scored_where_masks_exist(source, tmp_path, tiny_overri
         assert pairs[0] == f"JPEGImages/{ids[0]}.jpg SegmentationClassAug/{ids[0]}.png"
         assert all((out / "JPEGImages" / f"{i}.jpg").is_file() for i in ids)
         assert (out / "classes.txt").read_text().split("\n")[:-1] == dataset.class_names
+    if source == "folder":
+        check_val_scores(params, sets, tiny_overrides)
     from mlflow import MlflowClient
 
     logged = MlflowClient(params.tracking.uri).get_run(trained.run_id).data.metrics
     assert logged[f"pseudo_masks.mIoU{'_crf' if crf else ''}"] == pytest.approx(metrics["mIoU"])
     assert 0.0 <= logged["pseudo_masks.mIoU"] <= 100.0
+
+
+def check_val_scores(params, sets: dict, tiny_overrides: dict) -> None:
+    """infer + evaluate on the folder's val split: mIoU with its masks; without them, the tag mAP only."""
+    from wsfcn.data.datasets import build_dataset
+    from wsfcn.evaluate.classification import tag_map
+    from wsfcn.stages import evaluate, infer, prepare
+
+    infer.infer(params, quiet=True)
+    assert 0.0 <= evaluate.evaluate(params, figures=True).miou <= 100.0
+    params = load_params(ROOT / "params.yaml", {**tiny_overrides, **sets, "data.folder.masks": ""})
+    prepare.prepare(params, workers=1)
+    summary = infer.infer(params, quiet=True).summary
+    result = evaluate.evaluate(params)
+    assert not result.has_masks and result.metrics["mIoU"] is None and result.metrics["PixAcc"] is None
+    val = build_dataset(params.data, params.data.val_split, train=False)
+    labels = {i: val.labels_of(i) for i in val.ids}
+    expected, _ = tag_map(summary["scores"], labels, val.ids, val.num_classes - 1)
+    assert result.metrics["mAP"] == pytest.approx(100 * expected, abs=0.01)
+    out = Path(params.eval.out_dir)
+    assert not (out / "confusion.png").exists()  # nothing of the masked evaluation is left beside it
 
 
 @pytest.mark.slow

@@ -112,6 +112,8 @@ def _without_masks(dataset: Any, summary: dict[str, Any], out: Path) -> EvalResu
         "AP": {n: None if a != a else round(100 * a, 2) for n, a in zip(names[1:], aps, strict=True)},
     }  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("per_class.json", "confusion.csv", "confusion.png", "iou.png"):  # a masked split's
+        (out / stale).unlink(missing_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     with open(out / "per_class.csv", "w", newline="") as f:
         writer = csv.writer(f)
