@@ -12,6 +12,7 @@ import pytest
 from helpers_folder import folder_sets, make_folder_dataset, write_tags_csv
 from PIL import Image
 
+from wsfcn.cli import main as cli_main
 from wsfcn.config import ConfigError, load_params
 from wsfcn.data.check import check_dataset, prepared_classes
 from wsfcn.data.classes import CLASS_NAMES, check_classes
@@ -31,7 +32,7 @@ def folder_params(tmp_path: Path, dataset: dict, **extra):
     )
 
 
-def test_classes_ids_labels_and_splits_come_from_the_tags(tmp_path):
+def test_classes_ids_labels_and_splits_come_from_the_tags(tmp_path, capsys):
     dataset = make_folder_dataset(tmp_path / "in", count=20)
     params = folder_params(tmp_path, dataset)
     out = prepare_dataset(params.data, workers=1)
@@ -48,6 +49,8 @@ def test_classes_ids_labels_and_splits_come_from_the_tags(tmp_path):
     val = (out / "lists" / "val.txt").read_text().split()
     assert len(val) == 2 and len(train) == 18 and not set(train) & set(val)  # 10 % of 20
     assert check_dataset(out, ["train", "val"], ["train"]) == []
+    assert cli_main(["check-data", "--folder", str(out), "--train-splits", "train", "--workers", "1"]) == 0
+    assert f"{len(dataset['classes'])} classes: {', '.join(dataset['classes'])}" in capsys.readouterr().out
     assert build_dataset(params.data, "train", train=True).num_classes == len(dataset["classes"])
     again = prepare_dataset(folder_params(tmp_path, dataset).data, workers=1)
     assert (again / "lists" / "val.txt").read_text().split() == val  # the split is seeded
