@@ -4,7 +4,8 @@
 ``<eval.out_dir>/crf_masks`` if ``eval.crf`` else ``infer.out_dir``). Writes to ``eval.out_dir``:
 ``metrics.json`` (DVC metrics), ``per_class.csv`` / ``per_class.json`` (DVC plots: x class, y IoU),
 ``confusion.csv``, ``confusion.png`` and ``iou.png``. A missing or mis-sized prediction is an error
-naming the file (exit 1), never a lower score.
+naming the file (exit 1), never a lower score. A split with tags but no masks (``data.name: folder``)
+has no mIoU: metrics.json says so (``"ground_truth": false``) and gives the image-level tag mAP instead.
 
     python pipeline/evaluate.py [--params params.yaml] [--pred outputs/infer] [--quiet]
 """
@@ -36,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         info, m = result.info, result.metrics
         tag = (" [§ GT image labels]" if info["gt_labels_filter"] else "") + (" [CRF]" if info["crf"] else "")
         tag += f" [SUBSET of {info['split_size']}]" if info["subset"] else ""
-        fg = 100 * (m["miou_fg"] or 0)
         head = f"evaluate{tag}: {info['split']} {info['num_images']} images"
-        numbers = f"mIoU {result.miou:.2f}  fg-only mIoU {fg:.2f}  PixAcc {result.pixacc:.2f}"
+        if result.has_masks:
+            fg = 100 * (m["miou_fg"] or 0)
+            numbers = f"mIoU {result.miou:.2f}  fg-only mIoU {fg:.2f}  PixAcc {result.pixacc:.2f}"
+        else:
+            numbers = f"no masks, so no mIoU or PixAcc; image-level tag mAP {m['mAP']}"
         print(f"{head}  {numbers}  -> {result.out_dir}/metrics.json")
         if params.tracking.enabled:
             stage.report_logged("evaluate", lambda: stage.log_evaluation(result))

@@ -1,5 +1,6 @@
-"""Prepare stage: split lists (train_aug, train, val, test), image-level labels from the masks, the
-file index and summary.json under ``<data.root>/<data.name>/``, then the data check.
+"""Prepare stage: split lists (train_aug, train, val, test), image-level labels from the masks (from the
+tags for ``data.name: folder``), the file index and summary.json under ``<data.root>/<data.name>/``, then
+the data check.
 
     python pipeline/prepare.py [--params params.yaml] [--set data.name=voc] [--workers N] [--quiet]
 """
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"prepare: {summary['dataset']} ({summary['num_classes']} classes) in {result.folder}: {counts}"
         )
+        if summary["dataset"] == "folder":
+            print(f"prepare: classes {', '.join(result.classes)}")
         return 0
 
     return run_entry("prepare", body)

@@ -14,7 +14,7 @@ import yaml
 from wsfcn.code_version import import_closure, script_imports, stage_sources
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["download", "prepare", "train", "infer", "crf", "evaluate", "tables"]
+ORDER = ["download", "prepare", "train", "infer", "crf", "evaluate", "tables", "pseudo_masks"]
 TABLE1 = str(ROOT / "experiments" / "table1_ablation.yaml")
 EXTRA_ARGS = {"tables": ["--pipeline-metrics", "outputs/eval/metrics.json", "--experiments", TABLE1]}
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -68,10 +68,12 @@ def test_a_code_change_reaches_exactly_the_stages_that_run_it():
 
     assert stages_running("wsfcn/stages/tables.py") == {"tables"}
     assert stages_running("wsfcn/report/tables.py") == {"tables"}
-    assert stages_running("wsfcn/model/losses.py") == {"train", "infer", "tables"}  # tables: param counts
-    assert stages_running("wsfcn/infer/multiscale.py") == {"infer"}  # inference code never retrains
+    # tables: param counts; pseudo_masks: inference on the training split
+    assert stages_running("wsfcn/model/losses.py") == {"train", "infer", "tables", "pseudo_masks"}
+    assert stages_running("wsfcn/infer/multiscale.py") == {"infer", "pseudo_masks"}  # never retrains
     assert stages_running("wsfcn/train/loop.py") == {"train"}
-    assert stages_running("wsfcn/infer/crf.py") == {"infer", "crf"}
+    assert stages_running("wsfcn/infer/crf.py") == {"infer", "crf", "pseudo_masks"}
+    assert stages_running("wsfcn/data/tags.py") == {"download", "prepare"}
 
 
 def test_the_static_reading_follows_lazy_and_parent_imports(tmp_path):

@@ -130,6 +130,7 @@ def save_checkpoint(
     rng_state: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     num_classes: int | None = None,
+    class_names: list[str] | None = None,
     ema: nn.Module | None = None,
     code_fingerprint: str = "",
 ) -> Path:
@@ -138,7 +139,9 @@ def save_checkpoint(
     ``code_fingerprint``: :func:`wsfcn.code_version.training_code_fingerprint` of the process that
     trains (stored beside the params ``fingerprint``; a run resumes only when both match).
 
-    ``num_classes`` (background included) defaults to ``model.num_classes`` or the dataset's count.
+    ``num_classes`` (background included) defaults to ``model.num_classes`` or the dataset's count;
+    ``class_names`` (background first) are stored so that inference names the classes from the checkpoint
+    alone (a ``folder`` dataset's classes are its tags).
     ``metrics`` must hold plain values (floats, lists, dicts): the loop stores its history there.
     ``ema``: the weight average (``train.ema_decay``), stored as ``ema`` beside the trained ``model``;
     :func:`load_model` then returns the average, and a resumed run continues both.
@@ -147,6 +150,8 @@ def save_checkpoint(
     module = unwrap(model)
     if num_classes is None:
         num_classes = getattr(module, "num_classes", None) or dataset_classes(plain["data"]["name"])
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for a {num_classes}-class model")
     state = {
         "format": FORMAT,
         "version": VERSION,
@@ -159,6 +164,7 @@ def save_checkpoint(
         "code_fingerprint": str(code_fingerprint),
         "rng_state": rng_state or {},
         "metrics": json.loads(json.dumps(metrics or {})),
+        "class_names": [str(c) for c in class_names or []],
     }
     if ema is not None:
         state["ema"] = unwrap(ema).state_dict()
@@ -252,6 +258,12 @@ def load_model(
     if with_provenance:
         return model, params, dict(state.get("provenance") or {})
     return model, params
+
+
+def stored_class_names(path: str | Path) -> list[str]:
+    """The class names a checkpoint stored, background first ([] when it stored none)."""
+    names = load_checkpoint(path, mmap=True).get("class_names") or []
+    return [str(c) for c in names] if isinstance(names, list) else []
 
 
 def stored_mlflow_run(path: str | Path) -> dict[str, str]:

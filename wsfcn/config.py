@@ -23,7 +23,7 @@ BackboneName = Literal["resnet38", "resnet50", "resnet101", "vgg16", "mini"]
 ContextName = Literal["aspp", "fca", "ppm", "nonlocal", "largeconv"]
 FusionName = Literal["baseline", "sf2", "sum", "concat", "mul"]
 Form = Literal["code", "paper"]
-DatasetName = Literal["synthetic", "voc", "coco"]
+DatasetName = Literal["synthetic", "voc", "coco", "folder"]
 
 
 class ConfigError(ValueError):
@@ -104,17 +104,39 @@ class AugmentParams:
         _check(hi >= lo, "data.augment.scale_max", hi, f"a scale factor >= data.augment.scale_min ({lo})")
 
 
+@dataclass(frozen=True)
+class FolderParams:
+    """Your own images and tags (``data.name: folder``, ``wsfcn.data.folder``; docs/own-images.md).
+
+    ``images``: a folder of JPEG/PNG files (subfolders allowed); ``tags``: a CSV ``image,tags`` (tags
+    separated by ``;``) or a JSON ``{image: [tags]}``; ``masks``: optional class-index PNGs named like the
+    images; ``val_list``: a file of val ids (wins over ``val_fraction``, a split drawn with ``seed``).
+    """
+
+    images: str = ""
+    tags: str = ""
+    masks: str = ""
+    val_fraction: float = 0.1
+    val_list: str = ""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.val_fraction < 1, "data.folder.val_fraction", self.val_fraction, "in [0, 1)")
+
+
 # The lists ``prepare`` writes for each dataset, and the (train, val) pair used when
 # ``data.train_split`` / ``data.val_split`` are ``auto`` (VOC's ``test`` exists only with test images).
 DATASET_SPLITS: dict[str, tuple[str, ...]] = {
     "synthetic": ("train_aug", "train", "val"),
     "voc": ("train_aug", "train", "val", "test"),
     "coco": ("train", "val"),
+    "folder": ("train", "val"),
 }
 DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
     "synthetic": ("train_aug", "val"),
     "voc": ("train_aug", "val"),
     "coco": ("train", "val"),
+    "folder": ("train", "val"),
 }
 AUTO_SPLIT = "auto"
 
@@ -135,8 +157,13 @@ class DataParams:
     augment: AugmentParams = AugmentParams()
     synthetic: SyntheticParams = SyntheticParams()
     sources: SourcesParams = SourcesParams()
+    folder: FolderParams = FolderParams()
 
     def __post_init__(self) -> None:
+        if self.name == "folder":
+            for key in ("images", "tags"):
+                value = getattr(self.folder, key)
+                _check(bool(value.strip()), f"data.folder.{key}", value, "a path (data.name=folder reads it)")
         _check(self.crop_size >= 8, "data.crop_size", self.crop_size, "a crop side of at least 8 px")
         _check(self.loader_workers >= -1, "data.loader_workers", self.loader_workers, ">= 0, or -1 (auto)")
         for key, default in zip(("train_split", "val_split"), DEFAULT_SPLITS[self.name], strict=True):
@@ -350,6 +377,26 @@ class EvalParams:
 
 
 @dataclass(frozen=True)
+class PseudoMasksParams:
+    """Stage ``pseudo_masks`` (``wsfcn.stages.pseudo_masks``): the training split predicted with each image's
+    own tags as the class filter (``infer.*`` scales, flip, background), optionally the dense CRF
+    (``eval.crf_params``), written as VOC ``SegmentationClassAug`` masks for a second-stage model."""
+
+    checkpoint: str = "outputs/train/best.pt"
+    split: str = ""  # "": data.train_split
+    crf: bool = False
+    out_dir: str = "outputs/pseudo_masks"
+    max_images: int = 0  # 0: the whole split
+
+    def __post_init__(self) -> None:
+        _check(bool(self.checkpoint.strip()), "pseudo_masks.checkpoint", self.checkpoint, "a checkpoint file")
+        _check(
+            self.max_images >= 0, "pseudo_masks.max_images", self.max_images, "0 (the whole split) or more"
+        )
+        _check(self.split != "test", "pseudo_masks.split", self.split, "a split with image tags (not test)")
+
+
+@dataclass(frozen=True)
 class TrackingParams:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "default"
@@ -370,6 +417,7 @@ class Params:
     train: TrainParams = TrainParams()
     infer: InferParams = InferParams()
     eval: EvalParams = EvalParams()
+    pseudo_masks: PseudoMasksParams = PseudoMasksParams()
     tracking: TrackingParams = TrackingParams()
     tables: TablesParams = TablesParams()
 

@@ -35,8 +35,15 @@ RESUME_NEUTRAL = (
     "tracking.",
     "infer.",
     "eval.",
+    "pseudo_masks.",
     "tables.",
 )
+
+
+def inactive_keys(flat: dict[str, Any]) -> tuple[str, ...]:
+    """Sections that cannot change the numbers of ``flat``'s dataset (``data.folder.`` unless it is the
+    folder dataset), so adding them left the fingerprints of every other run as they were."""
+    return () if flat.get("data.name") == "folder" else ("data.folder.",)
 
 
 class StoredParamsError(ConfigError):
@@ -72,9 +79,8 @@ def digest(values: dict[str, Any]) -> str:
 
 def fingerprint(params: Params | dict[str, Any]) -> str:
     """sha256 (16 hex) of the params that shape training; equal fingerprints may resume each other."""
-    kept = without_keys(
-        flatten(params_from_dict(params) if isinstance(params, dict) else params), RESUME_NEUTRAL
-    )
+    flat = flatten(params_from_dict(params) if isinstance(params, dict) else params)
+    kept = without_keys(flat, RESUME_NEUTRAL + inactive_keys(flat))
     kept["model.pretrained"] = Path(kept["model.pretrained"]).name  # relative or absolute: the same file
     return digest(kept)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wsfcn.data.check import check_dataset, format_problems
+from wsfcn.data.check import check_dataset, format_problems, prepared_classes
 from wsfcn.data.io import default_workers
 
 
@@ -44,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_problems(problems))
         print(f"check-data: {len(problems)} problem(s) in {folder}", file=sys.stderr)
         return 1
-    print(f"check-data: {folder} is fine")
+    classes = prepared_classes(folder)
+    print(f"check-data: {folder} is fine; {len(classes)} classes: {', '.join(classes)}")
     return 0

@@ -4,7 +4,9 @@
 (JPEG/PNG/grayscale/CMYK/...), applies the EXIF orientation, runs the METHOD §7 multi-scale + flip
 inference with the ``infer.*`` params (``--scales``, ``--no-flip``, ``--crf`` ... override them) on
 the CPU or a GPU, writes ``<stem>.png`` (class ids, VOC palette) and ``<stem>_overlay.png``, and
-prints the classes found. An unreadable file is reported by name and skipped; the exit status is 1
+prints the classes found, and ``legend.txt`` (class id, name, palette colour of every class the
+checkpoint segments: a ``folder`` dataset's tags when it was trained on your own images). An unreadable
+file is reported by name and skipped; the exit status is 1
 if any was.
 """
 
@@ -100,8 +102,8 @@ def read_user_image(path: Path) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from wsfcn.arguments import params_from_args
-    from wsfcn.checkpoints import CheckpointError, load_model
-    from wsfcn.data.classes import CLASS_NAMES
+    from wsfcn.checkpoints import CheckpointError, load_checkpoint, load_model, stored_class_names
+    from wsfcn.data.classes import class_names
     from wsfcn.data.io import write_mask
     from wsfcn.device import resolve_device
     from wsfcn.evaluate.figures import overlay
@@ -113,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
     infer = params.infer
     use_crf = params.eval.crf if args.crf is None else args.crf
     device = resolve_device(args.device)
+    checkpoint = args.checkpoint or infer.checkpoint
     try:
-        model, model_params = load_model(args.checkpoint or infer.checkpoint, device=device)
+        model, model_params = load_model(checkpoint, device=device)
+        names = class_names(model_params.data.name, stored_class_names(checkpoint))
     except CheckpointError as err:
         print(f"segment: {err}", file=sys.stderr)
         return 2
@@ -122,9 +126,11 @@ def run(args: argparse.Namespace) -> int:
         infer, scales=args.scales, flip=args.flip, pad_size=args.pad_size, fp_cut=args.fp_cut, device=device
     )
     crf = CRFOptions.from_params(params.eval.crf_params)
-    names = CLASS_NAMES.get(model_params.data.name, [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not names:  # a checkpoint of your own classes that stored no names
+        names = [f"class {c}" for c in range(load_checkpoint(checkpoint, mmap=True)["num_classes"])]
+    write_legend(out / "legend.txt", names)
     files, failed = collect_images(args.inputs)
     for message in failed:
         print(f"segment: skipped {message}", file=sys.stderr)
@@ -156,6 +162,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: {', '.join(found) or 'background only'}")
     print(f"segment: {len(used)} image(s) written to {out}; {len(failed)} skipped", file=sys.stderr)
     return 1 if failed else 0
+
+
+def write_legend(path: Path, names: list[str]) -> None:
+    """``legend.txt``: one ``id<TAB>name<TAB>#rrggbb`` line per class, in the masks' palette colours."""
+    from wsfcn.data.classes import voc_palette
+
+    palette = voc_palette()
+    lines = [f"{c}\t{name}\t#{bytes(palette[3 * c : 3 * c + 3]).hex()}" for c, name in enumerate(names)]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:

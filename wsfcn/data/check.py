@@ -4,8 +4,10 @@ Reads a prepared folder (``index.json``, ``labels.json``, ``lists/<split>.txt``)
 problem at once, each with the file and the reason: missing, empty, truncated or unreadable files,
 mask values outside ``0..C-1`` other than 255, image/mask size mismatches, list entries without a
 file, empty lists, duplicate ids, training images without a foreground class, and image-level
-labels that disagree with their mask. Unusual but valid encodings (grayscale, CMYK, RGBA, palette,
-16-bit) are converted by :mod:`wsfcn.data.io`, not reported.
+labels that disagree with their mask. A dataset whose labels are its images' own tags (``index.json``
+``"labels_from": "tags"``, ``data.name: folder``) needs no training masks, and its masks are not
+compared with the tags (a mask may leave a tagged object out). Unusual but valid encodings (grayscale,
+CMYK, RGBA, palette, 16-bit) are converted by :mod:`wsfcn.data.io`, not reported.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def check_dataset(
     try:
         index = read_json(index_path, "index")
         images, masks, num_classes = index["images"], index["masks"], int(index["num_classes"])
+        from_tags = index.get("labels_from") == "tags"
     except DataFileError as err:
         return [Problem(err.path, f"missing or invalid ({err.reason}); run the prepare stage")]
     except (ValueError, KeyError, TypeError) as err:
@@ -149,14 +152,16 @@ def check_dataset(
                 problems.append(Problem(str(list_path), f"id {item!r} has no image in index.json"))
                 continue
             wanted[item] = None
-            if split in train_splits:
+            if split in train_splits and from_tags and not labels.get(item):
+                problems.append(Problem(str(folder / "labels.json"), f"training image {item!r} has no tag"))
+            elif split in train_splits and not from_tags:
                 problems += _train_problems(item, masks.get(item), labels.get(item), split, folder, list_path)
     tasks = [
         (
             str(resolve(folder, images[i])),
             _str(resolve(folder, masks.get(i))),
             num_classes,
-            labels.get(i),
+            None if from_tags else labels.get(i),
             decode,
         )
         for i in wanted
@@ -182,6 +187,18 @@ def _train_problems(
 
 def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def prepared_classes(folder: str | Path) -> list[str]:
+    """Class names of a prepared dataset, background first (``index.json`` ``classes``, else the catalogue's
+    for its ``dataset``); [] when the index cannot be read."""
+    from wsfcn.data.classes import CLASS_NAMES
+
+    try:
+        index = read_json(Path(folder) / "index.json", "index")
+        return list(index.get("classes") or CLASS_NAMES.get(index.get("dataset", ""), []))
+    except (DataFileError, AttributeError):
+        return []
 
 
 def format_problems(problems: list[Problem], limit: int | None = None) -> str:

@@ -71,11 +71,23 @@ def voc_palette() -> list[int]:
     return palette
 
 
-def check_classes(checkpoint: str | Path, trained_on: str, data_name: str) -> None:
-    """Refuse (naming both) a checkpoint whose dataset has other classes than ``data.name``'s."""
-    have, want = num_classes(trained_on), num_classes(data_name)
-    if have != want:
+def class_names(name: str, stored: list[str] | None = None) -> list[str]:
+    """The classes a model of dataset ``name`` segments: ``stored`` (a checkpoint's own list) when given,
+    else the catalogue's; [] for a ``folder`` dataset that stored none."""
+    if stored:
+        return [str(c) for c in stored]
+    return list(CLASS_NAMES.get(name, []))
+
+
+def check_classes(
+    checkpoint: str | Path, trained_on: str, data_name: str, *, have: list[str], want: list[str]
+) -> None:
+    """Refuse (naming both) a checkpoint whose classes ``have`` differ from the dataset's ``want``."""
+    by_name = "folder" in (trained_on, data_name)  # your own classes: the same names in the same order
+    if len(have) != len(want) or (by_name and list(have) != list(want)):
+        shown = ", ".join(have[1:]) if trained_on == "folder" else trained_on
         raise CheckpointError(
-            f"{checkpoint} segments the {have} classes of {trained_on}, but data.name={data_name} has "
-            f"{want}: run with --set data.name={trained_on}"
+            f"{checkpoint} segments the {len(have)} classes of {shown}, but data.name={data_name} has "
+            f"{len(want)}{': ' + ', '.join(want[1:]) if data_name == 'folder' else ''}: run with the data "
+            f"it was trained on (--set data.name={trained_on})"
         )

@@ -47,7 +47,7 @@ class SegmentationDataset(Dataset):
         folder: str | Path,
         split: str,
         *,
-        num_classes: int,
+        num_classes: int | None,
         train: bool,
         crop_size: int = 321,
         scale_min: float = 0.9,
@@ -57,7 +57,7 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
     ) -> None:
         self.folder = Path(folder)
-        self.split, self.train, self.num_classes = split, train, num_classes
+        self.split, self.train = split, train
         list_path = self.folder / "lists" / f"{split}.txt"
         if not list_path.is_file():
             have = sorted(p.stem for p in (self.folder / "lists").glob("*.txt"))
@@ -70,9 +70,14 @@ class SegmentationDataset(Dataset):
         index = _read_json(self.folder / "index.json")
         if not isinstance(index, dict) or not isinstance(index.get("images"), dict):
             raise DataFileError(self.folder / "index.json", "not a prepared index (no 'images' mapping)")
+        if num_classes is None:  # a dataset whose classes are its own (data.name: folder)
+            num_classes = index.get("num_classes")
+            if not isinstance(num_classes, int) or num_classes < 2:
+                raise DataFileError(self.folder / "index.json", f"num_classes={num_classes!r} is not >= 2")
         if index.get("num_classes") != num_classes:
             raise DataFileError(self.folder / "index.json", f"has num_classes={index.get('num_classes')}, "
                                 f"expected {num_classes}")  # fmt: skip
+        self.num_classes = num_classes
         self._images, self._masks = index["images"], index.get("masks", {})
         missing = [i for i in self.ids if i not in self._images]
         if missing:
@@ -80,7 +85,7 @@ class SegmentationDataset(Dataset):
         self._labels: dict[str, list[int]] = _read_json(self.folder / "labels.json")
         if not isinstance(self._labels, dict):
             raise DataFileError(self.folder / "labels.json", "not a mapping of id -> class ids")
-        names = CLASS_NAMES.get(index.get("dataset", ""), [])
+        names = index.get("classes") or CLASS_NAMES.get(index.get("dataset", ""), [])
         self.class_names = names if len(names) == num_classes else [f"class_{c}" for c in range(num_classes)]
         if train:
             unlabelled = [i for i in self.ids if not self._labels.get(i)]
@@ -179,14 +184,17 @@ def resolve_workers(loader_workers: int) -> int:
 
 
 def build_dataset(data: DataParams, split: str, train: bool, *, seed: int = 0) -> SegmentationDataset:
-    """The ``split`` of ``<data.root>/<data.name>`` with the ``data.augment`` options when ``train``."""
+    """The ``split`` of ``<data.root>/<data.name>`` with the ``data.augment`` options when ``train``.
+
+    The classes are the catalogue's (``wsfcn.data.classes``), or for ``folder`` the prepared ``index.json``'s.
+    """
     from wsfcn.data.classes import num_classes
 
     aug = data.augment
     return SegmentationDataset(
         Path(data.root) / data.name,
         split,
-        num_classes=num_classes(data.name),
+        num_classes=num_classes(data.name) if data.name in CLASS_NAMES else None,
         train=train,
         crop_size=data.crop_size,
         scale_min=aug.scale_min,

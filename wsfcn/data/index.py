@@ -1,4 +1,4 @@
-"""What a dataset preparer (VOC + SBD, COCO, synthetic) hands to ``wsfcn.data.prepare.write_prepared``."""
+"""What a dataset preparer (VOC + SBD, COCO, synthetic, your own folder) hands to ``write_prepared``."""
 
 from __future__ import annotations
 
@@ -18,5 +18,7 @@ class DatasetIndex:
     masks: dict[str, Path | None]
     splits: dict[str, list[str]]
     labels: dict[str, list[int]] | None = None  # None: derived from the masks by write_prepared
+    classes: list[str] | None = None  # None: the catalogue's (wsfcn.data.classes.CLASS_NAMES[name])
+    labels_from: str = "masks"  # "tags": the labels are the images' own tags, masks are optional
     notes: dict[str, Any] = field(default_factory=dict)  # extra summary.json entries
     problems: list[Problem] = field(default_factory=list)  # found while converting sources

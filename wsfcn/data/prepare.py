@@ -5,15 +5,17 @@ prepared folder ``<data.root>/<data.name>/`` holds (the contract the Dataset cla
 
 * ``lists/<split>.txt``: one id per line;
 * ``labels.json``: ``{id: [foreground class ids, sorted]}`` for every id with a mask;
-* ``index.json``: ``{"dataset", "num_classes", "images": {id: path}, "masks": {id: path | null}}``,
-  paths relative to this folder when inside it, else absolute;
+* ``index.json``: ``{"dataset", "num_classes", "classes": [names], "labels_from": "masks" | "tags",
+  "images": {id: path}, "masks": {id: path | null}}``, paths relative to this folder when inside it, else
+  absolute (``classes``: background first; for ``folder``, background + the sorted tags);
 * ``summary.json``: image counts per split and per class (a DVC metric);
 * ``masks/``: masks made by prepare (SBD ``.mat`` → PNG, COCO renderings; empty for synthetic);
 * ``problems.txt``: only when the data check failed.
 
 The download stage writes everything under ``<data.downloads>/<data.name>/``: ``archives/``, one folder
 per source (``voc/``, ``sbd/``; ``coco_train/``, ...) unless ``data.sources.<name>.path`` names an
-extracted folder, ``sources.json`` (the folder of each source), or the generated synthetic set.
+extracted folder, ``sources.json`` (the folder of each source), or the generated synthetic set. For
+``folder`` it downloads nothing: it checks that ``data.folder.*`` exist and records them in ``sources.json``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wsfcn.data.check import Problem, check_dataset, format_problems, record_clean
-from wsfcn.data.classes import CLASS_NAMES, num_classes
+from wsfcn.data.classes import CLASS_NAMES
 from wsfcn.data.download import DownloadError, ensure_source, locate_source
 from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, default_workers, labels_from_mask, map_files, read_mask
@@ -53,6 +55,8 @@ def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Pa
     downloads = Path(data.downloads) / data.name
     if data.name == "synthetic":
         folders = {"synthetic": ensure_synthetic(downloads, **_synthetic_args(data))}
+    elif data.name == "folder":
+        folders = locate_sources(data)
     else:
         folders = {}
         for source, marker in SOURCES[data.name].items():
@@ -98,6 +102,13 @@ def ensure_synthetic(out_dir: Path, **args: int) -> Path:
 def locate_sources(data: Any) -> dict[str, Path]:
     """The source folders of ``data.name`` without any network access (download stage must have run)."""
     downloads = Path(data.downloads) / data.name
+    if data.name == "folder":
+        given = {"images": data.folder.images, "tags": data.folder.tags, "masks": data.folder.masks}
+        given |= {"val_list": data.folder.val_list}
+        for key, path in given.items():
+            if path and not Path(path).exists():
+                raise DownloadError(f"data.folder.{key}={path}: no such file or folder")
+        return {key: Path(path) for key, path in given.items() if path}
     if data.name == "synthetic":
         found = {"synthetic": downloads}
         marker = {"synthetic": "VOCdevkit/VOC2012"}
@@ -122,7 +133,21 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
     workers = workers or default_workers()
     out = Path(data.root) / data.name
     folders = locate_sources(data)
-    if data.name == "coco":
+    if data.name == "folder":
+        from wsfcn.data.folder import prepare_folder
+
+        f = data.folder
+        index = prepare_folder(
+            f.images, f.tags, f.masks, val_fraction=f.val_fraction, val_list=f.val_list, seed=f.seed,
+            workers=workers, progress=progress,
+        )  # fmt: skip
+        if index.problems:  # every row named; nothing of an earlier preparation is left to train on
+            _unprepare(out)
+            (out / "problems.txt").write_text(format_problems(index.problems) + "\n")
+            raise DataError(
+                f"{len(index.problems)} problem(s) in {f.tags}:\n{format_problems(index.problems)}"
+            )
+    elif data.name == "coco":
         from wsfcn.data.prepare_coco import prepare_coco
 
         index = prepare_coco(
@@ -163,6 +188,16 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
     return out
 
 
+def _unprepare(out: Path) -> None:
+    """Remove a prepared dataset's lists, labels, index and clean-check record (``out`` is kept)."""
+    from wsfcn.data.check import CHECK_STAMP
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "lists", ignore_errors=True)
+    for name in ("labels.json", "index.json", CHECK_STAMP):
+        (out / name).unlink(missing_ok=True)
+
+
 def _mask_labels(path: str) -> list[int] | None:
     try:
         return labels_from_mask(read_mask(path))
@@ -195,7 +230,9 @@ def write_prepared(index: DatasetIndex, out: Path, *, progress: bool = False, wo
         out / "index.json",
         {
             "dataset": index.name,
-            "num_classes": num_classes(index.name),
+            "num_classes": len(classes_of(index)),
+            "classes": classes_of(index),
+            "labels_from": index.labels_from,
             "images": {i: _portable(p, out) for i, p in sorted(index.images.items())},
             "masks": {i: None if p is None else _portable(p, out) for i, p in sorted(index.masks.items())},
         },
@@ -203,9 +240,14 @@ def write_prepared(index: DatasetIndex, out: Path, *, progress: bool = False, wo
     _write_json(out / "summary.json", summarize(index, labels))
 
 
+def classes_of(index: DatasetIndex) -> list[str]:
+    """Class names of ``index``, background first: its own, else the catalogue's."""
+    return list(index.classes) if index.classes is not None else list(CLASS_NAMES[index.name])
+
+
 def summarize(index: DatasetIndex, labels: dict[str, list[int]]) -> dict[str, Any]:
     """Counts per split: images, images with labels, and images per foreground class."""
-    names = CLASS_NAMES[index.name]
+    names = classes_of(index)
     splits = {}
     for split, ids in index.splits.items():
         per_class = dict.fromkeys(names[1:], 0)

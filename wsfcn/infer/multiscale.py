@@ -126,7 +126,8 @@ def predict_image(
     options: InferOptions = DEFAULT_INFER,
     *,
     gt_labels: Sequence[int] | None = None,
-) -> tuple[np.ndarray, list[int]]:
+    return_scores: bool = False,
+) -> tuple[np.ndarray, list[int]] | tuple[np.ndarray, list[int], np.ndarray]:
     """Class probabilities of one image from all scales x flips (METHOD §7).
 
     Args:
@@ -141,6 +142,8 @@ def predict_image(
     Returns:
         probs: (C, H, W) float32; channel 0 background, fg channels zero for dropped classes.
         kept: the kept fg class ids (1..C-1), ascending.
+        scores (only with ``return_scores``): (C-1,) float32, the image-level score of each fg class
+            (max over inputs of sigmoid(score)), the numbers ``fp_cut`` is compared with.
     """
     if model.training:
         raise ValueError("predict_image needs the model in eval mode (call model.eval())")
@@ -173,7 +176,10 @@ def predict_image(
     keep[kept] = 1.0
     probs[1:] *= keep[1:, None, None]
     probs[0] = options.bg_constant if options.bg_mode == "constant" else probs[0].pow(options.bg_pow)
-    return probs.cpu().numpy().astype(np.float32, copy=False), kept
+    probs_np = probs.cpu().numpy().astype(np.float32, copy=False)
+    if return_scores:
+        return probs_np, kept, best.float().cpu().numpy()
+    return probs_np, kept
 
 
 def probs_to_mask(probs: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ Layout of ``out_dir``:
 * ``probs/<id>.npz`` (``save_probs``): the kept fg channels as float16, input of the CRF stage;
 * ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` (``test_layout``): the evaluation
   server's layout, the same indexed PNGs;
-* ``summary.json``: settings, ids, timing and every skipped image with its reason.
+* ``summary.json``: settings, ids, timing and every skipped image with its reason; with ``save_scores``
+  also ``scores`` ({id: image-level fg class scores}), which evaluate ranks when the split has no masks.
 
 A bad image is reported by name and skipped; the caller turns ``summary["skipped"]`` into a
 non-zero exit status.
@@ -64,6 +65,7 @@ def predict_split(
     use_gt_labels: bool = False,
     save_probabilities: bool = False,
     test_layout: bool = False,
+    save_scores: bool = False,
     info: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -82,18 +84,23 @@ def predict_split(
         d.mkdir(parents=True, exist_ok=True)
     model.eval()
     skipped: list[dict[str, str]] = []
+    scores: dict[str, list[float]] = {}
     start = time.perf_counter()
     for image_id in tqdm(ids, desc="infer", unit="img", disable=not progress, file=sys.stderr):
         path = source.image_path(image_id)
         try:
             image = read_rgb(path)
             gt_labels = source.labels_of(image_id) if use_gt_labels else None
-            probs, kept = predict_image(model, image, options, gt_labels=gt_labels)
+            probs, kept, image_scores = predict_image(
+                model, image, options, gt_labels=gt_labels, return_scores=True
+            )
         except (OSError, ValueError) as err:
             tqdm.write(f"infer: skipped {image_id} ({path}): {err}", file=sys.stderr)
             skipped.append({"id": image_id, "path": str(path), "error": str(err)})
             continue
         mask = probs_to_mask(probs)
+        if save_scores:
+            scores[image_id] = [round(float(v), 5) for v in image_scores]
         write_mask(out / "masks" / f"{image_id}.png", mask)
         if test_layout:
             write_mask(out / TEST_LAYOUT / f"{image_id}.png", mask)
@@ -111,6 +118,7 @@ def predict_split(
         "crf": False,
         "skipped": skipped,
         "ids": list(ids),
+        **({"scores": scores} if save_scores else {}),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wsfcn.config import Params
-from wsfcn.data.classes import check_classes
+from wsfcn.data.classes import check_classes, class_names
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class EvalResult:
     out_dir: Path
     metrics: dict[str, Any]
     info: dict[str, Any]
+
+    @property
+    def has_masks(self) -> bool:
+        """False when the split had no ground-truth masks: no mIoU, the tags' mAP instead."""
+        return self.metrics.get("ground_truth", True)
 
     @property
     def miou(self) -> float:
@@ -57,14 +63,24 @@ def evaluate(
     check_manifest(
         summary, pred, split=params.infer.split, checkpoint=params.infer.checkpoint, dataset=params.data.name
     )
-    if summary.get("checkpoint_dataset"):
-        check_classes(summary["checkpoint"], summary["checkpoint_dataset"], params.data.name)
+    trained_on = summary.get("checkpoint_dataset")
+    have = summary.get("checkpoint_classes") or class_names(trained_on or "")
+    if trained_on and params.data.name != "folder":  # refused before any data file is read
+        want = class_names(params.data.name)
+        check_classes(summary["checkpoint"], trained_on, params.data.name, have=have, want=want)
     dataset = build_dataset(params.data, summary["split"], train=False)
+    if trained_on:
+        want = dataset.class_names
+        check_classes(summary["checkpoint"], trained_on, params.data.name, have=have, want=want)
+    ids = summary["ids"]
+    if params.data.name == "folder":  # your own masks may cover some images only: score those
+        ids = [i for i in ids if dataset.mask_path(i) is not None]
+        if not ids:
+            return _without_masks(dataset, summary, out)
     start = time.perf_counter()
-    cm = evaluate_folder(
-        summary["ids"], dataset.mask_path, pred / "masks", dataset.num_classes, workers=workers
-    )
+    cm = evaluate_folder(ids, dataset.mask_path, pred / "masks", dataset.num_classes, workers=workers)
     info = prediction_info(summary) | {"eval_seconds": round(time.perf_counter() - start, 3)}
+    info |= {"masked_images": len(ids)} if len(ids) < len(summary["ids"]) else {}
     metrics = write_reports(cm, dataset.class_names, out, info)
     if metrics["miou"] is None or metrics["pixacc"] is None:
         raise EvaluationError(f"{out}/metrics.json: mIoU / PixAcc undefined (no labelled pixels?)")
@@ -78,10 +94,38 @@ def evaluate(
     return EvalResult(out, metrics, info)
 
 
+def _without_masks(dataset: Any, summary: dict[str, Any], out: Path) -> EvalResult:
+    """A split with tags and no mask: ``metrics.json`` says that no mIoU / PixAcc exists and gives the
+    mAP of the image-level class scores against the tags (``wsfcn.evaluate.classification``)."""
+    from wsfcn.evaluate.classification import tag_map
+    from wsfcn.evaluate.folder import EvaluationError, prediction_info
+
+    ids, names = summary["ids"], dataset.class_names
+    if "scores" not in summary:
+        raise EvaluationError(f"split {summary['split']!r} has no masks and its predictions no class scores")
+    mean_ap, aps = tag_map(summary["scores"], {i: dataset.labels_of(i) for i in ids}, ids, len(names) - 1)
+    note = f"split {summary['split']!r} has no masks: no mIoU or PixAcc; mAP ranks the class scores by tag"
+    metrics = {
+        "mIoU": None, "PixAcc": None, "miou": None, "miou_fg": None, "pixacc": None, "ground_truth": False,
+        "note": note, "mAP": None if mean_ap != mean_ap else round(100 * mean_ap, 2),
+        "num_classes": len(names), **prediction_info(summary),
+        "AP": {n: None if a != a else round(100 * a, 2) for n, a in zip(names[1:], aps, strict=True)},
+    }  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("per_class.json", "confusion.csv", "confusion.png", "iou.png"):  # a masked split's
+        (out / stale).unlink(missing_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    with open(out / "per_class.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class_id", "class", "IoU", "AP"])
+        writer.writerows([c, n, "", metrics["AP"][n]] for c, n in enumerate(names[1:], 1))
+    return EvalResult(out, metrics, prediction_info(summary))
+
+
 def evaluation_numbers(result: EvalResult) -> tuple[dict[str, float], dict[str, str]]:
     """The MLflow metrics (percent, as the paper) and ``eval.*`` tags of an evaluation."""
     m, info = result.metrics, result.info
-    pct = {"mIoU": m.get("mIoU"), "PixAcc": m.get("PixAcc")}
+    pct = {"mIoU": m.get("mIoU"), "PixAcc": m.get("PixAcc"), "val_tags_mAP": m.get("mAP")}
     pct["mIoU_fg"] = None if m.get("miou_fg") is None else round(100 * m["miou_fg"], 2)
     pct |= {f"IoU.{name}": round(100 * v, 2) for name, v in m.get("iou", {}).items() if v is not None}
     pct |= {"eval.num_images": info["num_images"], "eval.split_size": info["split_size"]}

@@ -133,6 +133,16 @@ def check_before_training(params: Params) -> None:
             f"{len(problems)} problem(s) in {folder} found before training (wsfcn check-data lists them):\n"
             + format_problems(problems, 20)
         )
+    if params.train.select_by == "miou":  # your own images may come without masks: no val mIoU to select by
+        from wsfcn.config import ConfigError
+        from wsfcn.data.datasets import build_dataset
+
+        val = build_dataset(params.data, params.data.val_split, train=False)
+        if not any(val.mask_path(i) is not None for i in val.ids):
+            raise ConfigError(
+                f"train.select_by=miou: the {params.data.val_split} images of {folder} have no masks, so "
+                "no val mIoU; select by last or val_loss"
+            )
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from wsfcn.config import ConfigError, DataParams, Params, flatten, to_dict
 from wsfcn.experiments import Experiment
 from wsfcn.integrations.mlflow_log import resolve_uri
 from wsfcn.integrations.mlflow_sweep import PARENT_TAG, SWEEP_TAG, ChildRun
-from wsfcn.params_io import digest, fingerprint, params_from_dict, without_keys
+from wsfcn.params_io import digest, fingerprint, inactive_keys, params_from_dict, without_keys
 from wsfcn.report.tables import TRAINED_BY_SWEEP_TAG
 
 HASH_TAG = "wsfcn.trial_hash"
@@ -48,7 +48,7 @@ HASH_TAG = "wsfcn.trial_hash"
 NEUTRAL = ("train.out_dir", "train.run_name", "train.ray_address", "train.max_failures", "train.figure_every",
            "train.storage", "train.num_workers", "data.root", "data.downloads", "data.loader_workers",
            "infer.out_dir", "infer.checkpoint", "eval.out_dir", "eval.crf_params.processes", "tracking.",
-           "tables.")  # fmt: skip
+           "tables.", "pseudo_masks.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class TrialOutcome:
 def trial_hash(params: Params, checkpoint_sha256: str = "") -> str:
     """sha256 (16 hex) of every param that changes a trial's numbers (paths and tracking left out),
     and of the given checkpoint's contents, if any."""
-    values = without_keys(flatten(params), NEUTRAL)
+    flat = flatten(params)
+    values = without_keys(flat, NEUTRAL + inactive_keys(flat))
     return digest(values | {"checkpoint.sha256": checkpoint_sha256} if checkpoint_sha256 else values)
 
 

@@ -262,6 +262,7 @@ class _Fit:
     quiet: bool
     state: dict  # history, best_epoch, best_score, n_params, resumed_from, precision (in checkpoints)
     ema: nn.Module | None = None  # torch.optim.swa_utils.AveragedModel when train.ema_decay > 0
+    class_names: list[str] | None = None  # background first, stored in the checkpoints
 
     @property
     def out_dir(self) -> Path:
@@ -336,6 +337,7 @@ def _build(params: Params, rt: Runtime, report: Report, quiet: bool) -> _Fit:
         quiet,
         state,
         ema,
+        val_set.class_names,
     )
 
 
@@ -434,6 +436,7 @@ def _save(fit_: _Fit, epoch: int, is_best: bool) -> Path:
         rng_state=capture_rng_state(),
         metrics=fit_.state,
         num_classes=fit_.num_classes,
+        class_names=fit_.class_names,
         ema=fit_.ema.module if fit_.ema is not None else None,
         code_fingerprint=training_code_fingerprint(),
     )
