@@ -139,7 +139,7 @@ def test_smoke_sweep_killed_after_one_trial_resumes_without_redoing_it(tmp_path)
 
 
 def test_train_workers_inside_trials_and_a_failing_trial_is_reported(tmp_path):
-    """baseline trains on 2 Ray Train workers (0.99 CPU each, STACK §2); broken shares that training
+    """baseline trains on 2 Ray Train workers (0.99 CPU each, stack §2); broken shares that training
     (it differs only in infer.split) and fails at inference, which runs as a Ray task."""
     doc = yaml.safe_load(SMOKE.read_text())
     doc["name"] = "smoke_fail"

@@ -1,4 +1,4 @@
-"""Bad inputs at every entry point (issue 10): each ends with an exit status, no traceback, a message that
+"""Bad inputs at every entry point: each ends with an exit status, no traceback, a message that
 names the culprit, and nothing changed outside the run's output folder.
 
 One tiny prepared synthetic set and one tiny trained checkpoint (tracked in MLflow) are made once for the

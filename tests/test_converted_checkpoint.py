@@ -1,4 +1,4 @@
-"""Issue 11: a checkpoint in the authors' layout converts to a wsfcn checkpoint that the stages use.
+"""A checkpoint in the authors' layout converts to a wsfcn checkpoint that the stages use.
 
 The acceptance test builds a WS-FCN on VGG16 (the smallest backbone the authors' code has; a
 32-channel head keeps it at 22 M parameters), saves it as the authors do (their key names, a bare

@@ -1,4 +1,4 @@
-"""SegmentationDataset, build_dataset and build_loader on a tiny generated set (METHOD §6.2, §8.1)."""
+"""SegmentationDataset, build_dataset and build_loader on a tiny generated set (method §6.2, §8.1)."""
 
 import json
 import os

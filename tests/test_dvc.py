@@ -1,4 +1,4 @@
-"""The DVC pipeline: stage order, and a smoke ``dvc repro`` in a temporary git clone (issue: pipeline)."""
+"""The DVC pipeline: stage order, and a smoke ``dvc repro`` in a temporary git clone."""
 
 import json
 import os
@@ -95,8 +95,9 @@ def test_smoke_dvc_repro_in_a_fresh_clone(tmp_path):
 
 
 def test_a_given_checkpoint_takes_train_out_of_the_dag(tmp_path):
-    """README, "From the released model": ``dvc exp run -S infer.checkpoint=FILE tables`` (or ``dvc repro
-    tables`` with that param) runs infer → crf → evaluate → tables, never train (issue 11)."""
+    """docs/released-model.md, "From the released model with DVC": ``dvc exp run -S
+    infer.checkpoint=FILE tables`` (or ``dvc repro tables`` with that param) runs infer → crf →
+    evaluate → tables, never train."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     shutil.copy(ROOT / "dvc.yaml", clone / "dvc.yaml")  # the working tree's, committed or not

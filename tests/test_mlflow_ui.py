@@ -1,4 +1,4 @@
-"""The MLflow UI (STACK §3) serves a run store on 127.0.0.1 and lists its runs over the REST API.
+"""The MLflow UI (stack §3) serves a run store on 127.0.0.1 and lists its runs over the REST API.
 
 ``mlflow ui --workers 1`` with job execution off (3 processes, not 16), in its own process group,
 which is killed as a whole at the end (its children outlive a SIGTERM to the parent alone).

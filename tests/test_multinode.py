@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster (README "Running on a cluster"), with shared storage on an object store.
+"""A real two-node Ray cluster (docs/cluster.md), with shared storage on an object store.
 
 One module-wide set of services, each a separate process tree started here and stopped by process
 id: a Ray head and a Ray worker node (``ray start --block``, 1 CPU each, their own temp dirs), a moto
@@ -43,7 +43,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def ray_commands(port: int, temp: Path) -> tuple[list[str], list[str]]:
-    """The README's ``ray start`` lines: a head and a worker node of 1 CPU each, in the foreground."""
+    """The ``ray start`` lines of docs/cluster.md: a head and a worker node of 1 CPU each, in the
+    foreground."""
     ray = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
            "--node-ip-address", "127.0.0.1", "--object-store-memory", str(128 * 2**20),
            "--disable-usage-stats"]  # fmt: skip

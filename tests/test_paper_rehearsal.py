@@ -1,6 +1,7 @@
-"""Issue 11: the README's paper-setting commands rehearsed end to end on tiny official-layout fixtures.
+"""The commands of docs/paper-setting.md and docs/released-model.md, rehearsed end to end on tiny
+official-layout fixtures.
 
-Each test runs the exact README command, ``python pipeline/ablate.py --experiment experiments/
+Each test runs the exact documented command, ``python pipeline/ablate.py --experiment experiments/
 table{4,5}_*.yaml --setting paper``, changed only in time and device through ``--set`` (CPU, one
 epoch of one step at batch 2 on 64-px crops, single scale, 2 images, 2 CRF iterations, padding 64),
 from download (VOC 2012 + SBD tar archives, COCO 2014 zips, given by ``data.sources.*.path`` and
@@ -68,7 +69,7 @@ def constant(key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """A tame constant tensor (tiny on disk): BN as identity, convs and classifiers zero.
 
     Zero convs make every feature zero, so the masks are uniform and the background (the constant 0.25
-    of METHOD §7) wins everywhere: PixAcc is the background share, far from the degenerate < 1 % that
+    of method §7) wins everywhere: PixAcc is the background share, far from the degenerate < 1 % that
     the tables refuse as a fraction, and nothing overflows.
     """
     if key.endswith("num_batches_tracked"):

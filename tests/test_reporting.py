@@ -371,7 +371,7 @@ def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
 
 
 def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
-    """Issue 11: runs of a checkpoint the sweep did not train get their own rows, never averaged in."""
+    """Runs of a checkpoint the sweep did not train get their own rows, never averaged in."""
     given = {
         "tags.wsfcn.trained_by_sweep": "false",
         "tags.wsfcn.checkpoint": "/models/ws-fcn.pt",
@@ -390,7 +390,7 @@ def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
     shown = table.display.set_index("Run")
     assert shown.loc["val", "mIoU ours"] == "55.00 (n=1)"  # the trained run alone
     assert shown.loc["val (released checkpoint)", "mIoU ours"] == "61.50 (n=1)"
-    assert shown.loc["val (released checkpoint)", "Δ mIoU"] == "-0.07"  # METHOD §12: 61.57 expected
+    assert shown.loc["val (released checkpoint)", "Δ mIoU"] == "-0.07"  # method §12: 61.57 expected
     assert shown.loc["val_crf (released checkpoint) [2 images]", "mIoU ours"] == "63.00 (n=1)"
     assert shown.loc["val_crf", "mIoU ours"] == MISSING
     methods = list(table.comparison["Method"])
@@ -407,8 +407,9 @@ def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
 
 
 def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
-    """The README's DVC path: params.yaml (mini backbone) + the evaluation keys of Table IV's val_crf run
-    and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only data/infer/eval keys match."""
+    """The DVC path of docs/released-model.md: params.yaml (mini backbone) + the evaluation keys of Table
+    IV's val_crf run and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only
+    data/infer/eval keys match."""
     from wsfcn.config import flatten, load_params
     from wsfcn.report.tables import pipeline_runs
 

@@ -47,7 +47,7 @@ from wsfcn.model.weights import (
 
 SOURCES = ("official", "imagenet_r38", "torchvision", "vgg16")
 PROVENANCE_NOTE = "converted from the authors' release"
-# The authors' WS-FCN network (METHOD §3): FCA + SF2 in the code's forms, the paper's dilations.
+# The authors' WS-FCN network (method §3): FCA + SF2 in the code's forms, the paper's dilations.
 OFFICIAL_NETWORK = {
     "model.context": "fca",
     "model.fusion": "sf2",

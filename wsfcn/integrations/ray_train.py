@@ -1,4 +1,4 @@
-"""Ray Train launcher (STACK §1: Ray 2.60, Train V2): one ``TorchTrainer`` for training and sweeps.
+"""Ray Train launcher (stack §1: Ray 2.60, Train V2): one ``TorchTrainer`` for training and sweeps.
 
 :func:`launch_torch_trainer` runs a training callable (``fit(params, *, report, resume,
 resume_from, quiet)``, :func:`wsfcn.train.loop.fit`) on ``train.num_workers`` workers: DDP over
@@ -199,7 +199,7 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, code: str
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
     downloaded (``Checkpoint.to_directory``) and put in its place, with the ``best.pt`` rank 0 attached
-    to the same Ray checkpoint (METHOD §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
+    to the same Ray checkpoint (method §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
     already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
     """
     from wsfcn.checkpoints import newest_resumable

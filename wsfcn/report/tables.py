@@ -1,4 +1,4 @@
-"""Paper tables from MLflow runs (METHOD §12): pure functions on pandas DataFrames.
+"""Paper tables from MLflow runs (method §12): pure functions on pandas DataFrames.
 
 Input is a DataFrame shaped like ``mlflow.search_runs`` (``wsfcn.integrations.mlflow_query``), so tests
 can feed hand-made rows. Output is one :class:`Table` per ``experiments/*.yaml`` file: its runs in
@@ -11,8 +11,8 @@ Logging contract (what training / ``pipeline/ablate.py`` log, one MLflow run per
   ``wsfcn.setting`` (``paper`` | ``embedded`` | ...), ``wsfcn.seed`` (integer ``train.seed``),
   ``wsfcn.dataset`` (``data.name``: ``voc`` | ``coco`` | ``synthetic``).
 * metrics ``mIoU`` and ``PixAcc`` in **percent** (0-100, as the paper prints; mIoU over all classes
-  incl. background, METHOD §8.2) of the final evaluation on the run's ``infer.split``; ``n_params`` =
-  trainable parameters (an integer count, METHOD §11). A run without masks (VOC test) logs no mIoU.
+  incl. background, method §8.2) of the final evaluation on the run's ``infer.split``; ``n_params`` =
+  trainable parameters (an integer count, method §11). A run without masks (VOC test) logs no mIoU.
 * a run that evaluated a checkpoint the sweep did not train (``pipeline/ablate.py --checkpoint``) is
   tagged ``wsfcn.trained_by_sweep=false`` (trained runs: ``true`` or no tag) and ``wsfcn.checkpoint``
   (path), ``wsfcn.checkpoint.sha256`` (of that file) and the checkpoint's provenance as

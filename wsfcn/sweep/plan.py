@@ -1,8 +1,8 @@
-"""Ablation sweeps (Tables I-V, METHOD §12): an experiments file's runs × seeds as trials.
+"""Ablation sweeps (Tables I-V, method §12): an experiments file's runs × seeds as trials.
 
 A sweep is one ``experiments/*.yaml`` at one setting (``embedded`` by default, ``paper`` on real
 data). Each (run, seed) is a trial: train, predict ``infer.split`` from the best checkpoint
-(``infer.*``), dense CRF when ``eval.crf``, evaluate (METHOD §8.2), and log one MLflow child run
+(``infer.*``), dense CRF when ``eval.crf``, evaluate (method §8.2), and log one MLflow child run
 following the contract of :mod:`wsfcn.report.tables` under the sweep's parent run (tag
 ``wsfcn.sweep=<experiment>/<setting>``). A trial's files live in
 ``outputs/sweeps/<experiment>/<setting>/<run>-s<seed>/{train,infer,eval}``; runs whose training
