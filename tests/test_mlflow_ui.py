@@ -20,7 +20,8 @@ HEALTH_TIMEOUT_S = 60
 
 
 def make_store(path: Path) -> tuple[str, str, set[str]]:
-    """A sqlite store with two finished runs tagged as the logging contract (wsfcn/report/tables.py) says."""
+    """A sqlite store with two finished runs tagged as the logging contract says
+    (wsfcn/report/contract.py)."""
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{path / 'mlflow.db'}"

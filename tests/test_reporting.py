@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from wsfcn.experiments import load_experiment
-from wsfcn.report.tables import MISSING, build_tables, experiment_table, paper_values
+from wsfcn.report.display import MISSING
+from wsfcn.report.tables import build_tables, experiment_table, paper_values
 from wsfcn.report.writers import format_terminal, latex_escape, markdown_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,7 +352,7 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
     from wsfcn.config import flatten, load_params
-    from wsfcn.report.tables import matching_runs, pipeline_runs
+    from wsfcn.report.pipeline_rows import matching_runs, pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
     table1 = load_experiment(root / "experiments/table1_ablation.yaml")
@@ -411,7 +412,7 @@ def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
     IV's val_crf run and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only
     data/infer/eval keys match."""
     from wsfcn.config import flatten, load_params
-    from wsfcn.report.tables import pipeline_runs
+    from wsfcn.report.pipeline_rows import pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
     sets = {"data.name": "voc", "infer.checkpoint": "models/ws-fcn.pt", "infer.scales": [1.0, 0.5, 1.5, 2.0],
@@ -430,3 +431,11 @@ def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
     assert "WS-FCN + CRF (released checkpoint)" in list(table.comparison["Method"])
     trained = pipeline_runs(TABLE4, flat, {"mIoU": 63.0, "PixAcc": 91.0}, 0.0)  # trained here: all keys count
     assert list(trained["tags.wsfcn.setting"]) == ["embedded"]  # the mini backbone is not the paper's
+
+
+def test_the_tags_a_run_carries_are_the_columns_the_tables_read():
+    from wsfcn.report.contract import TAG_COLUMNS, run_tags
+
+    tags = run_tags("table1_ablation", "full", "embedded", 2, "synthetic")
+    assert {f"tags.{k}" for k in tags} == set(TAG_COLUMNS.values())
+    assert tags["wsfcn.seed"] == "2"

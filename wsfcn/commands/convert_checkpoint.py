@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import os
 import sys
 import tempfile
@@ -193,13 +192,11 @@ def convert_official(
 
 def provenance(src: Path, backbone: str) -> dict[str, Any]:
     """Where the weights of a converted checkpoint came from (stored in it; runs are tagged with it)."""
-    digest = hashlib.sha256()
-    with open(src, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    from wsfcn.infer.manifest import file_sha256
+
     return {
         "source": src.name,
-        "sha256": digest.hexdigest(),
+        "sha256": file_sha256(src),
         "note": PROVENANCE_NOTE,
         "layout": "official",
         "backbone": backbone,
