@@ -35,8 +35,8 @@ from wsfcn.integrations.ray_cluster import (
 )
 from wsfcn.params_io import params_from_dict, params_to_dict
 from wsfcn.train.loop import NonFiniteLossError, repair_best
+from wsfcn.units import Report
 
-Report = Callable[[dict], None]
 Fit = Callable[..., Any]
 CKPT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"

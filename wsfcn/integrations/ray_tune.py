@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Report = Callable[[dict], None]
+from wsfcn.units import Report
+
 Body = Callable[[str, Report], dict]
 
 

@@ -48,8 +48,8 @@ from wsfcn.train.runtime import (
     seed_epoch,
     setup_runtime,
 )
+from wsfcn.units import Report
 
-Report = Callable[[dict], None]
 FIGURE_IMAGES = 4
 
 
