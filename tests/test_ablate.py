@@ -158,6 +158,7 @@ def test_train_workers_inside_trials_and_a_failing_trial_is_reported(tmp_path):
     assert status["baseline"].info.status == "FINISHED" and status["broken"].info.status == "FAILED"
     check_contract(status["baseline"], "smoke_fail", "baseline")
     assert status["baseline"].data.params["train.num_workers"] == "2"
+    assert status["baseline"].data.metrics["world_size"] == 2  # torch.distributed's, read inside the workers
     assert "val_mIoU" in status["baseline"].data.metrics  # logged by rank 0 inside a Ray Train worker
     assert "nosuch.txt is missing" in status["broken"].data.tags["wsfcn.error"]
     assert status["broken"].data.tags["wsfcn.train_reused"].endswith("baseline-s0/train")  # shared training

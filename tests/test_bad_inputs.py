@@ -248,6 +248,7 @@ class Case:
     params_file: str | None = None  # a params file under the case folder instead of params.yaml
     out: str = "outputs"  # the only folder the run may change
     absent: tuple[str, ...] = ()  # substrings that must not appear
+    lands: tuple[str, ...] = ()  # where a write through the bad input would land: must not exist after
 
 
 NOT_UTF8 = b"\xff\xfe\x00bad\n"
@@ -325,7 +326,16 @@ CASES = [
         breaks=write("exp.yaml", "runs: {a: {train.lr: -1}}\n"),
     ),  # fmt: skip
     # ---- lists, ids, data files (exit 1, the file and id named)
-    Case("id-parent-path", "infer", 1, ("../../escape", "val.txt"), breaks=add_list_id("../../escape")),
+    Case(
+        "id-parent-path",
+        "infer",
+        1,
+        ("../../escape", "val.txt"),
+        breaks=add_list_id("../../escape"),
+        # infer writes <infer.out_dir>/masks/<id>.png (and probs/<id>.npz): the escaping id lands beside
+        # masks/ in <infer.out_dir>'s parent, inside the output folder the snapshot leaves out
+        lands=("{root}/outputs/infer/masks/../../escape.png", "{root}/outputs/infer/probs/../../escape.npz"),
+    ),  # fmt: skip
     Case("id-separator", "infer", 1, ("a/b", "path separator"), breaks=add_list_id("a/b")),
     Case("id-hidden", "infer", 1, (".hidden",), breaks=add_list_id(".hidden")),
     Case("list-not-utf8", "infer", 1, ("val.txt", "UTF-8"), breaks=write(f"{DATA}/lists/val.txt", NOT_UTF8)),
@@ -564,6 +574,9 @@ def test_bad_input(bad: Case, case: Path, capsys):
     assert snapshot(case, case / bad.out) == before, "a file outside the output folder changed"
     assert not (case / "code_ran").exists()
     assert not list(case.parent.glob("escape*")) and not (case.parent / "escaped.txt").exists()
+    for landing in bad.lands:
+        spot = Path(fill(landing, case)).resolve()
+        assert not spot.exists(), f"the bad input wrote {spot}"
 
 
 def test_cases_cover_every_kind():

@@ -166,7 +166,8 @@ def test_two_trial_sweep_runs_one_trial_per_node_with_storage_on_s3(cluster, tmp
 def node_local_loop(config: dict) -> None:
     """train_loop_per_worker with a per-node ``out_dir`` (a node's local disk); rank 1 exits hard at the
     start of epoch 3 the first time (Ray registers a checkpoint up to one report late: epoch 1's is
-    surely on S3 by then), and a restarted worker finds its node's ``last.pt`` gone."""
+    surely on S3 by then), and a restarted worker finds its node's ``last.pt`` and ``best.pt`` gone.
+    The selection keeps epoch 2, so ``best.pt`` is not ``last.pt`` and must travel on its own."""
     import ray
     import ray.train
 
@@ -183,7 +184,14 @@ def node_local_loop(config: dict) -> None:
     params["train"]["out_dir"] = str(out_dir)
     if attempt > 0:  # as on a fresh node: only the checkpoint on shared storage is left
         (out_dir / "last.pt").unlink(missing_ok=True)
+        (out_dir / "best.pt").unlink(missing_ok=True)
     real = wsfcn.train.loop.train_one_epoch
+
+    def keep_epoch_2(state, entry, tp):
+        if entry["epoch"] != 2:
+            return False
+        state.update(best_epoch=2, best_score=1.0)
+        return True
 
     def maybe_crash(*args, **kwargs):
         import torch
@@ -195,6 +203,7 @@ def node_local_loop(config: dict) -> None:
         return real(*args, **kwargs)
 
     wsfcn.train.loop.train_one_epoch = maybe_crash
+    wsfcn.train.loop.select_best = keep_epoch_2
     train_loop_per_worker({**config, "params": params})
 
 
@@ -258,7 +267,9 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     assert result.epochs == 3 and [e["epoch"] for e in result.history] == [1, 2, 3]
     state = load_checkpoint(last)
     assert state["metrics"]["resumed_from"] >= 1  # from the checkpoint on S3
-    assert (tmp_path / "out" / "best.pt").is_file() == (state["metrics"]["best_epoch"] in (None, 3))
+    # best.pt travels with the Ray checkpoint: the driver holds the epoch the run selected, not the last
+    assert state["metrics"]["best_epoch"] == 2
+    assert load_checkpoint(tmp_path / "out" / "best.pt")["epoch"] == 2
     assert any("/checkpoint_" in k for k in s3_keys(cluster["s3"], "train/ray2/"))
     history = MlflowClient(url).get_metric_history(run_id, "loss")
     assert sorted({m.step for m in history}) == [1, 2, 3]

@@ -140,7 +140,7 @@ def test_two_real_steps_then_resume_changes_weights(data, tmp_path, monkeypatch)
     params = tiny_params(data, tmp_path, train__epochs=1)
     reports = []
     first = fit(params, report=reports.append, quiet=True)
-    assert reports[0]["n_params"] == first.n_params > 0
+    assert reports[0]["n_params"] == first.n_params > 0 and reports[0]["world_size"] == 1  # in-process
     entry = first.history[0]
     assert entry["steps"] == 2 and all(math.isfinite(entry[k]) for k in ("loss", "loss_cls", "loss_mask"))
     assert entry["loss"] == pytest.approx(entry["loss_cls"])  # epoch 1 is PRETRAIN: no mask loss

@@ -77,6 +77,20 @@ class RayReporter:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def restore_best(folder: Path, out_dir: Path) -> bool:
+    """Before resuming from the Ray checkpoint in ``folder``: put the ``best.pt`` rank 0 attached to it
+    into ``out_dir`` unless ``out_dir`` holds the run's own ``last.pt`` and ``best.pt`` (a worker group
+    restarted on another node finds neither there). The selected epoch (method §6.1) then survives the
+    move, and the next checkpoint carries it on. True if it was put in place."""
+    best, target = folder / BEST_NAME, out_dir / BEST_NAME
+    if not best.is_file() or (target.is_file() and (out_dir / "last.pt").is_file()):
+        return False
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, target.with_suffix(".restored"))
+    os.replace(target.with_suffix(".restored"), target)
+    return True
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body: threads, device, reporters, resume point, then ``config["fit"]``."""
     import ray.train
@@ -104,6 +118,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             fit(params, report=chain(*reporters), resume=config["resume"], quiet=quiet)
             return
         with checkpoint.as_directory() as folder:
+            if ctx.get_world_rank() == 0:
+                restore_best(Path(folder), Path(params.train.out_dir))
             fit(
                 params,
                 report=chain(*reporters),

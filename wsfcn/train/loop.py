@@ -523,7 +523,8 @@ def fit(
     resume_from: Sequence[str | Path] = (),
     quiet: bool = False,
 ) -> FitResult:
-    """Train ``params`` for ``train.epochs`` epochs; ``report(dict)`` gets ``n_params`` once, then each epoch.
+    """Train ``params`` for ``train.epochs`` epochs; ``report(dict)`` gets ``n_params`` and ``world_size``
+    (the processes training together) once, then each epoch.
 
     Files (rank 0): ``<train.out_dir>/last.pt`` every epoch, ``best.pt`` (method §6.1 choice;
     a copy of ``last.pt`` until PRETRAIN ends), ``figures/epoch_XXX.png``. With ``resume`` the
@@ -535,7 +536,7 @@ def fit(
     fit_ = _build(params, rt, report, quiet)
     start = _resume(fit_, [*resume_from, fit_.out_dir / "last.pt"]) if resume else 0
     _wrap(fit_)
-    report({"n_params": fit_.state["n_params"]})
+    report({"n_params": fit_.state["n_params"], "world_size": fit_.rt.world})  # world: torch.distributed
     epoch = start
     try:
         for epoch in range(start + 1, params.train.epochs + 1):
