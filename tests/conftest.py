@@ -69,6 +69,18 @@ def tiny_params(tiny_overrides: dict[str, Any]):
     return load_params(PARAMS, tiny_overrides)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped where torch sees no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 StageRunner = Callable[..., subprocess.CompletedProcess]
 
 
