@@ -16,27 +16,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.tiny import SWEEP, as_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATE = ROOT / "pipeline" / "ablate.py"
 SMOKE = ROOT / "experiments" / "smoke.yaml"
-TINY = {
-    "data.synthetic.num_train": 16,
-    "data.synthetic.num_val": 6,
-    "data.synthetic.image_size": 32,
-    "data.crop_size": 32,
-    "train.batch_size": 4,
-    "model.head_channels": 32,
-    "loss.pamr_dilations": "[1,2]",
-    "train.figure_every": 0,
-}
 CONTRACT = ("experiment", "run", "setting", "seed", "dataset")
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def command(experiment: Path, *extra: str) -> list[str]:
-    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    sets = as_sets(SWEEP)
     params = ["--params", str(ROOT / "params.yaml")]
     return [sys.executable, str(ABLATE), "--experiment", str(experiment), *params, "--quiet", *sets, *extra]
 

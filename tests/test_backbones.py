@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
 from torch import nn
 
 from wsfcn.model.backbones import BACKBONES, VGG16, Backbone, MiniResNet, ResNet38, build_backbone

@@ -8,7 +8,6 @@ entry point in-process (a few in a subprocess, to see the real stderr) and check
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,7 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import PARAMS, ROOT, TINY_OVERRIDES
+from conftest import PARAMS, ROOT
+from helpers.stages import load_stage
+from helpers.tiny import TINY
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -35,16 +36,13 @@ def stage_main(name: str) -> Callable[[list[str]], int]:
         from wsfcn.cli import main
 
         return main
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", ROOT / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_stage(name).main
 
 
 def case_sets(root: Path) -> dict[str, Any]:
     """The tiny params with every path under ``root`` (data, checkpoint, outputs, MLflow store)."""
     return {
-        **TINY_OVERRIDES,
+        **TINY,
         "data.root": str(root / "data"),
         "data.downloads": str(root / "downloads"),
         "train.out_dir": str(root / "outputs" / "train"),
@@ -214,7 +212,7 @@ def voc_checkpoint(root: Path) -> None:
     from wsfcn.config import load_params
     from wsfcn.model import build_model
 
-    params = load_params(PARAMS, {**TINY_OVERRIDES, "data.name": "voc"})
+    params = load_params(PARAMS, {**TINY, "data.name": "voc"})
     model = build_model(params.model, 21, params.loss)
     save_checkpoint(root / "ckpt" / "best.pt", model=model, epoch=1, params=params, num_classes=21)
 
@@ -256,7 +254,7 @@ NOT_UTF8 = b"\xff\xfe\x00bad\n"
 
 def voc_sources_with_a_bad_list(root: Path) -> None:
     """VOC and SBD sources in their official layouts whose VOC val list has a non-UTF-8 byte on line 2."""
-    from fixtures_data import write_sbd_tree, write_voc_tree
+    from helpers.official_layouts import write_sbd_tree, write_voc_tree
 
     write_voc_tree(root / "voc", train=["2007_000032"], val=["2007_000033", "2007_000039"])
     write_sbd_tree(root / "sbd", train=["2007_000032"], val=["2007_000033"])

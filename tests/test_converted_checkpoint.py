@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
+from helpers.stages import load_stage
 from PIL import Image
 
 from wsfcn import cli
@@ -62,10 +62,7 @@ def sha256(path: Path) -> str:
 
 
 def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", REPO / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_stage(name).main
 
 
 @pytest.fixture(scope="module")

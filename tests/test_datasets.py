@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_synthetic import make_prepared_synthetic
+from helpers.synthetic import make_prepared_synthetic
 
 from wsfcn.config import AugmentParams, DataParams
 from wsfcn.data.classes import CLASS_NAMES

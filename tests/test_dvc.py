@@ -9,23 +9,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.tiny import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["download", "prepare", "train", "infer", "crf", "evaluate", "tables"]
+# TINY at 48 px with more images, so the stages (and the quick val subset) have something to cover
 SMOKE = {
+    **TINY,
     "data.root": "data",
     "data.downloads": "data/downloads",
     "data.synthetic.num_train": 32,
     "data.synthetic.num_val": 8,
     "data.synthetic.image_size": 48,
     "data.crop_size": 48,
-    "train.epochs": 2,
-    "train.pretrain_epochs": 1,
-    "train.max_steps_per_epoch": 2,
-    "train.batch_size": 4,
     "train.val_subset": 8,
-    "loss.pamr_iters": 2,
-    "loss.pamr_size": 0,
 }
 
 

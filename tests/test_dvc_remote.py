@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_synthetic import make_prepared_synthetic
-from services import free_port, http_ok, service, wait_until
+from helpers.services import free_port, http_ok, service, wait_until
+from helpers.synthetic import make_prepared_synthetic
 
 pytestmark = pytest.mark.slow
 BUCKET = "wsfcn-dvc"

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_training import prepare_tiny_data, tiny_params
+from helpers.tiny import prepare_tiny_data, training_params
 
 from wsfcn.checkpoints import load_model
 from wsfcn.config import TrainParams
@@ -32,7 +32,7 @@ def test_the_runtime_takes_the_gpu_and_bf16_where_it_is_native():
 
 def test_a_gpu_training_predicts_alike_on_gpu_and_cpu(tmp_path):
     data = prepare_tiny_data(tmp_path)
-    params = tiny_params(
+    params = training_params(
         data, tmp_path / "out", train__device="cuda", train__amp="bf16", train__channels_last=True
     )
     result = fit(params, report=lambda report: None, quiet=True)

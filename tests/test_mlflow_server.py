@@ -9,7 +9,6 @@ headless Chromium (Debian's ``chromium``, which ``.ci/run`` installs).
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import os
 import re
@@ -21,8 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import free_port, http_ok, service, wait_until
-from tiny_training import TINY, prepare_tiny_data
+from helpers.services import free_port, http_ok, service, wait_until
+from helpers.stages import load_stage
+from helpers.tiny import TINY, prepare_tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 150
@@ -78,9 +78,7 @@ def test_train_stage_logs_params_metrics_and_artifacts_through_the_server(server
     argv = ["--params", str(ROOT / "params.yaml"), "--quiet", "--fresh"]
     argv += [f"--set={key}={json.dumps(value)}" for key, value in sets.items()]
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_stage", ROOT / "pipeline" / "train.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("train")
     assert stage.main(argv) == 0
 
     exp_id = experiment_id(url, "remote_server")

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import free_port, group_members, stop_group
+from helpers.services import free_port, group_members, stop_group
 
 HEALTH_TIMEOUT_S = 60
 

@@ -26,17 +26,14 @@ import time
 from pathlib import Path
 
 import pytest
-from services import free_port, http_ok, port_open, service, stop_session, wait_until
+from helpers.services import free_port, http_ok, port_open, service, stop_session, wait_until
+from helpers.tiny import SWEEP, as_sets, prepare_tiny_data, training_params
 from test_mlflow_server import server_command
-from tiny_training import prepare_tiny_data, tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "wsfcn-cluster"
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
-TINY_SWEEP = {"data.synthetic.num_train": 16, "data.synthetic.num_val": 6, "data.synthetic.image_size": 32,
-              "data.crop_size": 32, "train.batch_size": 4, "model.head_channels": 32,
-              "loss.pamr_dilations": "[1,2]", "train.figure_every": 0}  # fmt: skip
 RAY_LINE = ("(RayTrainWorker", "(TrainController", "(_trainable", "(_post_task")
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -134,11 +131,11 @@ def s3_keys(s3, prefix: str) -> list[str]:
 def test_two_trial_sweep_runs_one_trial_per_node_with_storage_on_s3(cluster, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    sets = {**TINY_SWEEP, "train.ray_address": cluster["address"], "train.storage": f"s3://{BUCKET}/sweeps",
+    sets = {**SWEEP, "train.ray_address": cluster["address"], "train.storage": f"s3://{BUCKET}/sweeps",
             "tracking.uri": cluster["mlflow_url"], "tracking.enabled": "true"}  # fmt: skip
     command = [sys.executable, str(ROOT / "pipeline" / "ablate.py"), "--experiment",
                str(ROOT / "experiments" / "smoke.yaml"), "--params", str(ROOT / "params.yaml"), "--quiet",
-               *(f"--set={k}={v}" for k, v in sets.items())]  # fmt: skip
+               *as_sets(sets)]  # fmt: skip
     start = time.monotonic()
     out = subprocess.run(
         command, cwd=tmp_path, env=cluster["env"], capture_output=True, text=True, timeout=300
@@ -227,7 +224,7 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the nodes cannot import tests/
     data = prepare_tiny_data(tmp_path)
     url = cluster["mlflow_url"]
-    params = absolute_paths(tiny_params(
+    params = absolute_paths(training_params(
         data, tmp_path / "out", train__num_workers=2, train__epochs=3, train__max_failures=1,
         train__run_name="ray2", train__storage=f"s3://{BUCKET}/train", train__ray_address=cluster["address"],
         tracking__uri=url, tracking__enabled=True,

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_data import write_coco_tree, write_sbd_tree, write_voc_tree
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
+from helpers.official_layouts import write_coco_tree, write_sbd_tree, write_voc_tree
 
 REPO = Path(__file__).resolve().parents[1]
 README_TABLE4 = ["pipeline/ablate.py", "--experiment", "experiments/table4_voc.yaml", "--setting", "paper"]
@@ -131,7 +131,8 @@ def voc_sources(tmp: Path) -> dict[str, str]:
 
 
 def coco_sources(tmp: Path) -> dict[str, str]:
-    """COCO 2014 (fixtures_data's tree, two more labelled train images) as the three official zips."""
+    """COCO 2014 (the tree of helpers.official_layouts, two more labelled train images) as the three
+    official zips."""
     src = tmp / "src" / "coco"
     write_coco_tree(src)
     train = json.loads((src / "annotations" / "instances_train2014.json").read_text())

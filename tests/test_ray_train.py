@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_training import prepare_tiny_data, tiny_params
+from helpers.tiny import prepare_tiny_data, training_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -47,7 +47,7 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     data = prepare_tiny_data(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    params = tiny_params(
+    params = training_params(
         data,
         tmp_path / "out",
         train__num_workers=2,

@@ -1,11 +1,11 @@
 """Paper tables from run frames (wsfcn.report.tables and .writers) and pipeline/tables.py on MLflow."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.stages import load_stage
 
 from wsfcn.experiments import load_experiment
 from wsfcn.report.display import MISSING
@@ -259,17 +259,14 @@ def _log(client, experiment_id, run, seed, miou, pixacc, n_params=None):
     client.set_terminated(rid, "FINISHED")
 
 
-def load_stage():
-    spec = importlib.util.spec_from_file_location("tables_stage", ROOT / "pipeline/tables.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
-    return stage
+def tables_stage():
+    return load_stage("tables")
 
 
 def test_tables_main_with_run_frame(tmp_path, capsys, monkeypatch):
     from wsfcn.stages import tables as stages
 
-    stage = load_stage()
+    stage = tables_stage()
     asked = []
 
     def fake_read_runs(uri, names):
@@ -305,7 +302,7 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     _log(client, exp, "full", 0, 61.0, 89.5, n_params=147_342_886)
     assert len(search_runs(uri, ["table1_ablation", "nope"])) == 3
 
-    stage = load_stage()
+    stage = tables_stage()
     out = tmp_path / "tables"
     files = [str(ROOT / "experiments/table3_inference.yaml"), str(ROOT / "experiments/table1_ablation.yaml")]
     argv = ["--params", str(ROOT / "params.yaml"), "--set", f"tracking.uri={uri}"]
