@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from services import free_port, http_ok, port_open, service, stop_session, wait_until  # noqa: E402
+from helpers.services import free_port, http_ok, port_open, service, stop_session, wait_until  # noqa: E402
 from test_mlflow_server import server_command  # noqa: E402
 from test_multinode import BUCKET, TINY_SWEEP, alive_nodes, environment, ray_commands  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Benchmark (issue: inference): dense CRF images/s with 1 and N processes (METHOD §7.7, STACK §5).
+"""Benchmark: dense CRF images/s with 1 and N processes (method §7.7, stack §5).
 
     python benchmarks/bench_crf.py --images 8 --processes 1 2
 

@@ -1,4 +1,4 @@
-"""Benchmark (issue: inference): evaluation time for a VOC-val-size set (1,449 masks of 500x375).
+"""Benchmark: evaluation time for a VOC-val-size set (1,449 masks of 500x375).
 
     python benchmarks/bench_eval.py [--images 1449] [--workers 0]
 

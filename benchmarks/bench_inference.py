@@ -1,4 +1,4 @@
-"""Benchmark (issue: inference): images/s of METHOD §7 multi-scale + flip inference on a VOC-size image.
+"""Benchmark: images/s of method §7 multi-scale + flip inference on a VOC-size image.
 
     python benchmarks/bench_inference.py --backbone mini --images 3
     python benchmarks/bench_inference.py --backbone resnet38 --images 1 --warmup 0

@@ -1,4 +1,4 @@
-"""Throughput of the training loader (METHOD §6.2 augmentation): images/s by image size and workers.
+"""Throughput of the training loader (method §6.2 augmentation): images/s by image size and workers.
 
 Generates two small synthetic sets in a temporary folder (VOC-sized 375x500 JPEGs and 96 px
 images), indexes them as the prepare stage would, and times full epochs of ``build_loader``

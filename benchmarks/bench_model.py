@@ -1,4 +1,4 @@
-"""Benchmark (issue: foundation): one full WS-FCN training step and PAMR alone, on CPU or GPU.
+"""Benchmark: one full WS-FCN training step and PAMR alone, on CPU or GPU.
 
     python benchmarks/bench_model.py --backbone resnet38 --size 321 --batch 2 --threads 2
     python benchmarks/bench_model.py --pamr-only

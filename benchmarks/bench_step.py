@@ -1,4 +1,4 @@
-"""Benchmark (issue 14): images/s of one training step of the embedded default, and its GFLOP/s.
+"""Benchmark: images/s of one training step of the embedded default, and its GFLOP/s.
 
 One step is the body of :func:`wsfcn.train.loop.train_one_epoch` (forward with PAMR, pseudo-GT and both
 losses, ``L_cls + L_mask``, backward, SGD) on a fixed batch of synthetic images (``render_sample``),

@@ -1,4 +1,4 @@
-"""Benchmark (issue: training): images/s of the full WS-FCN training loop, in-process, per thread count.
+"""Benchmark: images/s of the full WS-FCN training loop, in-process, per thread count.
 
 Runs :func:`wsfcn.train.loop.train_one_epoch` (forward, PAMR, pseudo-GT, both losses, SGD step) on the
 embedded default (``params.yaml``: mini backbone, synthetic data), once with the real data loader

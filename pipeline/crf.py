@@ -1,4 +1,4 @@
-"""Stage ``crf`` (optional, the slowest step): dense CRF on the saved probabilities (METHOD §7.7).
+"""Stage ``crf`` (optional, the slowest step): dense CRF on the saved probabilities (method §7.7).
 
 With ``eval.crf`` false it only creates its (empty) output folder. Otherwise it reads
 ``<infer.out_dir>/summary.json`` and ``probs/<id>.npz`` (infer saves them when ``eval.crf`` or

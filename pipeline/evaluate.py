@@ -1,4 +1,4 @@
-"""Stage ``evaluate``: predicted masks + ground truth -> mIoU / PixAcc (METHOD §8.2).
+"""Stage ``evaluate``: predicted masks + ground truth -> mIoU / PixAcc (method §8.2).
 
 ``--pred`` is an infer or crf output folder (``masks/`` + ``summary.json``; default
 ``<eval.out_dir>/crf_masks`` if ``eval.crf`` else ``infer.out_dir``). Writes to ``eval.out_dir``:

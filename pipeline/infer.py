@@ -1,4 +1,4 @@
-"""Stage ``infer``: checkpoint + split -> palette masks (METHOD §7: multi-scale + flip, class filter).
+"""Stage ``infer``: checkpoint + split -> palette masks (method §7: multi-scale + flip, class filter).
 
 Writes ``<infer.out_dir>/masks/<id>.png``, ``probs/<id>.npz`` (``infer.save_probs`` or ``eval.crf``,
 for the CRF stage), the VOC server layout for the ``test`` split, and ``summary.json``. Exits 1 if

@@ -1,7 +1,7 @@
 """Stage ``tables``: the MLflow runs of each experiments/*.yaml → tables/table{N}.{md,tex,csv}.
 
-Each table puts our runs (mean ± std over seeds) beside the paper's numbers (METHOD §12); the logging
-contract is in wsfcn/report/tables.py. Prints the first table.
+Each table puts our runs (mean ± std over seeds) beside the paper's numbers (method §12); the logging
+contract is in wsfcn/report/contract.py. Prints the first table.
 
     python pipeline/tables.py [--params params.yaml] [--experiments experiments/table1_ablation.yaml ...]
 """

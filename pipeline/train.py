@@ -1,6 +1,6 @@
 """Stage ``train``: params → ``wsfcn.stages.train`` (in-process or on Ray Train) → checkpoints, curves.
 
-Writes ``<train.out_dir>/last.pt`` (every epoch), ``best.pt`` (METHOD §6.1 selection), ``metrics.json``
+Writes ``<train.out_dir>/last.pt`` (every epoch), ``best.pt`` (method §6.1 selection), ``metrics.json``
 (DVC metrics), ``history.csv`` (DVC plot of the training curves) and ``figures/epoch_XXX.png``; tracks
 the run in MLflow (``tracking.*``). Re-running the same ``train.run_name`` with the same params resumes
 from ``last.pt`` (``--fresh`` starts over). Exit status 1 when the loss became NaN / infinite (the last

@@ -1,8 +1,9 @@
 """Shared fixtures: the real ``params.yaml`` forced tiny, and a stage run by name.
 
 As lightning-hydra-template's conftest does, tests start from the configuration users run and force
-it small (a 16+6 image synthetic set of 32 px, 1-2 epochs of 2 steps, in-process loading, outputs and
-the MLflow store under the test's tmp_path) instead of writing their own params.
+it small with the one tiny configuration (``helpers.tiny.TINY``: a 16+6 image synthetic set of 32 px,
+2 epochs of 2 steps, in-process loading), outputs and the MLflow store under the test's tmp_path,
+instead of writing their own params.
 """
 
 from __future__ import annotations
@@ -16,57 +17,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.tiny import TINY, tiny_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
-
-# what every tiny run overrides in params.yaml (time and size only; the method's settings stay)
-TINY_OVERRIDES: dict[str, Any] = {
-    "data.synthetic.num_train": 16,
-    "data.synthetic.num_val": 6,
-    "data.synthetic.image_size": 32,
-    "data.crop_size": 32,
-    "data.loader_workers": 0,
-    "model.head_channels": 16,
-    "loss.pamr_iters": 2,
-    "loss.pamr_size": 0,
-    "train.batch_size": 4,
-    "train.epochs": 2,
-    "train.pretrain_epochs": 1,
-    "train.max_steps_per_epoch": 2,
-    "train.val_subset": 0,
-    "train.device": "cpu",
-    "eval.crf_params.processes": 1,
-    "eval.crf_params.iterations": 2,
-}
-
-
-def tiny_paths(tmp: Path) -> dict[str, str]:
-    """Every path of params.yaml moved under ``tmp`` (data, outputs, tables, the MLflow store)."""
-    return {
-        "data.root": str(tmp / "data"),
-        "data.downloads": str(tmp / "downloads"),
-        "train.out_dir": str(tmp / "outputs" / "train"),
-        "infer.checkpoint": str(tmp / "outputs" / "train" / "best.pt"),
-        "infer.out_dir": str(tmp / "outputs" / "infer"),
-        "eval.out_dir": str(tmp / "outputs" / "eval"),
-        "tables.out_dir": str(tmp / "tables"),
-        "tracking.uri": f"sqlite:///{tmp / 'mlflow.db'}",
-    }
 
 
 @pytest.fixture
 def tiny_overrides(tmp_path: Path) -> dict[str, Any]:
     """The dotted overrides that make the real params.yaml tiny and keep every output in tmp_path."""
-    return {**TINY_OVERRIDES, **tiny_paths(tmp_path)}
+    return {**TINY, **tiny_paths(tmp_path)}
 
 
 @pytest.fixture
 def tiny_params(tiny_overrides: dict[str, Any]):
-    """The real params.yaml, forced tiny (:data:`TINY_OVERRIDES`), outputs under tmp_path."""
+    """The real params.yaml, forced tiny (``helpers.tiny.TINY``), outputs under tmp_path."""
     from wsfcn.config import load_params
 
     return load_params(PARAMS, tiny_overrides)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped where torch sees no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 StageRunner = Callable[..., subprocess.CompletedProcess]

@@ -16,27 +16,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.tiny import SWEEP, as_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATE = ROOT / "pipeline" / "ablate.py"
 SMOKE = ROOT / "experiments" / "smoke.yaml"
-TINY = {
-    "data.synthetic.num_train": 16,
-    "data.synthetic.num_val": 6,
-    "data.synthetic.image_size": 32,
-    "data.crop_size": 32,
-    "train.batch_size": 4,
-    "model.head_channels": 32,
-    "loss.pamr_dilations": "[1,2]",
-    "train.figure_every": 0,
-}
 CONTRACT = ("experiment", "run", "setting", "seed", "dataset")
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def command(experiment: Path, *extra: str) -> list[str]:
-    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    sets = as_sets(SWEEP)
     params = ["--params", str(ROOT / "params.yaml")]
     return [sys.executable, str(ABLATE), "--experiment", str(experiment), *params, "--quiet", *sets, *extra]
 
@@ -139,7 +130,7 @@ def test_smoke_sweep_killed_after_one_trial_resumes_without_redoing_it(tmp_path)
 
 
 def test_train_workers_inside_trials_and_a_failing_trial_is_reported(tmp_path):
-    """baseline trains on 2 Ray Train workers (0.99 CPU each, STACK §2); broken shares that training
+    """baseline trains on 2 Ray Train workers (0.99 CPU each, stack §2); broken shares that training
     (it differs only in infer.split) and fails at inference, which runs as a Ray task."""
     doc = yaml.safe_load(SMOKE.read_text())
     doc["name"] = "smoke_fail"
@@ -158,6 +149,7 @@ def test_train_workers_inside_trials_and_a_failing_trial_is_reported(tmp_path):
     assert status["baseline"].info.status == "FINISHED" and status["broken"].info.status == "FAILED"
     check_contract(status["baseline"], "smoke_fail", "baseline")
     assert status["baseline"].data.params["train.num_workers"] == "2"
+    assert status["baseline"].data.metrics["world_size"] == 2  # torch.distributed's, read inside the workers
     assert "val_mIoU" in status["baseline"].data.metrics  # logged by rank 0 inside a Ray Train worker
     assert "nosuch.txt is missing" in status["broken"].data.tags["wsfcn.error"]
     assert status["broken"].data.tags["wsfcn.train_reused"].endswith("baseline-s0/train")  # shared training

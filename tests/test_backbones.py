@@ -1,8 +1,8 @@
-"""Backbones (METHOD §2): output channels/strides, exact parameter counts, freezing, official key names."""
+"""Backbones (method §2): output channels/strides, exact parameter counts, freezing, official key names."""
 
 import pytest
 import torch
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
 from torch import nn
 
 from wsfcn.model.backbones import BACKBONES, VGG16, Backbone, MiniResNet, ResNet38, build_backbone
@@ -19,7 +19,7 @@ def count(backbone: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if not p.requires_grad)
 
 
-# total / frozen after freeze()+train(). R38: METHOD §2.1. The others follow from METHOD §2.2:
+# total / frozen after freeze()+train(). R38: method §2.1. The others follow from method §2.2:
 # R50 trainable baseline 41,205,940 − heads 17,697,908 (R38 heads 32,902,260 with the ASPP input
 # halved: −256·2048·29); frozen = 41,205,940 − 41,143,412. VGG16: 30,579,636 − 30,540,916 frozen.
 EXPECTED_COUNTS = {
@@ -42,7 +42,7 @@ def test_parameter_counts(name):
 
 
 def test_method_heads_plus_backbone_give_the_paper_totals():
-    """METHOD §2.2/§11: R38 baseline 137,973,172 = backbone + heads; R50 = 41,205,940 with 2048-ch ASPP."""
+    """method §2.2/§11: R38 baseline 137,973,172 = backbone + heads; R50 = 41,205,940 with 2048-ch ASPP."""
     heads_r38 = 30_739_456 + 263_680 + 12_384 + 700_928 + 1_185_812
     assert EXPECTED_COUNTS["resnet38"][0] + heads_r38 == 137_973_172
     heads_r50 = heads_r38 - 256 * (4096 - 2048) * 29  # ASPP: 29 kernel taps per input channel

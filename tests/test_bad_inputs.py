@@ -1,4 +1,4 @@
-"""Bad inputs at every entry point (issue 10): each ends with an exit status, no traceback, a message that
+"""Bad inputs at every entry point: each ends with an exit status, no traceback, a message that
 names the culprit, and nothing changed outside the run's output folder.
 
 One tiny prepared synthetic set and one tiny trained checkpoint (tracked in MLflow) are made once for the
@@ -8,7 +8,6 @@ entry point in-process (a few in a subprocess, to see the real stderr) and check
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,7 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import PARAMS, ROOT, TINY_OVERRIDES
+from conftest import PARAMS, ROOT
+from helpers.stages import load_stage
+from helpers.tiny import TINY
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -35,16 +36,13 @@ def stage_main(name: str) -> Callable[[list[str]], int]:
         from wsfcn.cli import main
 
         return main
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", ROOT / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_stage(name).main
 
 
 def case_sets(root: Path) -> dict[str, Any]:
     """The tiny params with every path under ``root`` (data, checkpoint, outputs, MLflow store)."""
     return {
-        **TINY_OVERRIDES,
+        **TINY,
         "data.root": str(root / "data"),
         "data.downloads": str(root / "downloads"),
         "train.out_dir": str(root / "outputs" / "train"),
@@ -214,7 +212,7 @@ def voc_checkpoint(root: Path) -> None:
     from wsfcn.config import load_params
     from wsfcn.model import build_model
 
-    params = load_params(PARAMS, {**TINY_OVERRIDES, "data.name": "voc"})
+    params = load_params(PARAMS, {**TINY, "data.name": "voc"})
     model = build_model(params.model, 21, params.loss)
     save_checkpoint(root / "ckpt" / "best.pt", model=model, epoch=1, params=params, num_classes=21)
 
@@ -248,6 +246,7 @@ class Case:
     params_file: str | None = None  # a params file under the case folder instead of params.yaml
     out: str = "outputs"  # the only folder the run may change
     absent: tuple[str, ...] = ()  # substrings that must not appear
+    lands: tuple[str, ...] = ()  # where a write through the bad input would land: must not exist after
 
 
 NOT_UTF8 = b"\xff\xfe\x00bad\n"
@@ -255,7 +254,7 @@ NOT_UTF8 = b"\xff\xfe\x00bad\n"
 
 def voc_sources_with_a_bad_list(root: Path) -> None:
     """VOC and SBD sources in their official layouts whose VOC val list has a non-UTF-8 byte on line 2."""
-    from fixtures_data import write_sbd_tree, write_voc_tree
+    from helpers.official_layouts import write_sbd_tree, write_voc_tree
 
     write_voc_tree(root / "voc", train=["2007_000032"], val=["2007_000033", "2007_000039"])
     write_sbd_tree(root / "sbd", train=["2007_000032"], val=["2007_000033"])
@@ -325,7 +324,16 @@ CASES = [
         breaks=write("exp.yaml", "runs: {a: {train.lr: -1}}\n"),
     ),  # fmt: skip
     # ---- lists, ids, data files (exit 1, the file and id named)
-    Case("id-parent-path", "infer", 1, ("../../escape", "val.txt"), breaks=add_list_id("../../escape")),
+    Case(
+        "id-parent-path",
+        "infer",
+        1,
+        ("../../escape", "val.txt"),
+        breaks=add_list_id("../../escape"),
+        # infer writes <infer.out_dir>/masks/<id>.png (and probs/<id>.npz): the escaping id lands beside
+        # masks/ in <infer.out_dir>'s parent, inside the output folder the snapshot leaves out
+        lands=("{root}/outputs/infer/masks/../../escape.png", "{root}/outputs/infer/probs/../../escape.npz"),
+    ),  # fmt: skip
     Case("id-separator", "infer", 1, ("a/b", "path separator"), breaks=add_list_id("a/b")),
     Case("id-hidden", "infer", 1, (".hidden",), breaks=add_list_id(".hidden")),
     Case("list-not-utf8", "infer", 1, ("val.txt", "UTF-8"), breaks=write(f"{DATA}/lists/val.txt", NOT_UTF8)),
@@ -564,6 +572,9 @@ def test_bad_input(bad: Case, case: Path, capsys):
     assert snapshot(case, case / bad.out) == before, "a file outside the output folder changed"
     assert not (case / "code_ran").exists()
     assert not list(case.parent.glob("escape*")) and not (case.parent / "escaped.txt").exists()
+    for landing in bad.lands:
+        spot = Path(fill(landing, case)).resolve()
+        assert not spot.exists(), f"the bad input wrote {spot}"
 
 
 def test_cases_cover_every_kind():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_data import make_image, make_mask, save_jpeg, save_palette_png
+from helpers.official_layouts import make_image, make_mask, save_jpeg, save_palette_png
 from PIL import Image
 
 from wsfcn.cli import main as cli_main

@@ -92,7 +92,7 @@ def test_bf16_autocast_step_agrees_with_fp32():
     step's to 2 %, and its gradient points the same way. At random initialisation bf16's 8-bit mantissa
     moves the gradient by about a quarter of its norm (cosine 0.96 here, 0.98 for the default's batch
     of 32 at 96 px, through 20 bf16 convolutions and batch norms over few values); the result of whole
-    trainings is compared in the README (three seeds each)."""
+    trainings is compared in docs/embedded-benchmark.md."""
     fp32 = noiseless_model()
     bf16 = copy.deepcopy(fp32)
     images, raw, labels = batch()

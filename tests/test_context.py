@@ -21,7 +21,7 @@ VARIANTS = [(name, {}) for name in sorted(CONTEXT_MODULES)] + [
     ("nonlocal", {"softmax_over": "queries"}),
 ]
 
-# trainable parameters at 4096 → 256 (METHOD §11; FCA without the four unused branch BNs)
+# trainable parameters at 4096 → 256 (method §11; FCA without the four unused branch BNs)
 FULL_WIDTH = [
     ("aspp", {}, 30_739_456),
     ("fca", {}, 37_162_002 - 2_048),

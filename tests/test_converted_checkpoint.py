@@ -1,17 +1,17 @@
-"""Issue 11: a checkpoint in the authors' layout converts to a wsfcn checkpoint that the stages use.
+"""A checkpoint in the authors' layout converts to a wsfcn checkpoint that the stages use.
 
 The acceptance test builds a WS-FCN on VGG16 (the smallest backbone the authors' code has; a
 32-channel head keeps it at 22 M parameters), saves it as the authors do (their key names, a bare
 state dict, legacy torch serialisation), converts it with the CLI and checks that ``wsfcn segment``
-gives the argmax of the same model loaded directly. The ResNet-38 release itself is covered with the
-exact key list of ``model_enc_e018Xs0.905.pth`` and constant tensors (tiny files).
+gives the argmax of the original model itself (no key conversion on the expected side). The ResNet-38
+release itself is covered with the exact key list of ``model_enc_e018Xs0.905.pth`` and constant tensors
+(tiny files).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
+from helpers.stages import load_stage
 from PIL import Image
 
 from wsfcn import cli
 from wsfcn.checkpoints import load_checkpoint, load_model
 from wsfcn.config import ModelParams, load_params
 from wsfcn.model import build_model
-from wsfcn.model.weights import load_official_checkpoint
 from wsfcn.params_io import params_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,15 +62,12 @@ def sha256(path: Path) -> str:
 
 
 def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", REPO / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_stage(name).main
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> tuple[Path, Path]:
-    """(the authors' file, the converted checkpoint) of a random VGG16 WS-FCN for VOC."""
+def release(tmp_path_factory) -> tuple[Path, Path, torch.nn.Module]:
+    """(the authors' file, the converted checkpoint, the original model) of a random VGG16 WS-FCN for VOC."""
     torch.manual_seed(0)
     model = build_model(NETWORK, 21)
     with torch.no_grad():
@@ -79,23 +76,20 @@ def release(tmp_path_factory) -> tuple[Path, Path]:
     src, dst = folder / RELEASE, folder / "ws-fcn.pt"
     torch.save(authors_layout(model.state_dict()), src, _use_new_zipfile_serialization=False)
     assert cli.main(["convert-checkpoint", "--from", "official", str(src), str(dst)]) == 0
-    return src, dst
+    return src, dst, model.eval()
 
 
-def direct_mask(src: Path, image: np.ndarray, infer) -> np.ndarray:
-    """The argmax of the authors' file loaded straight into our network, with ``infer``'s options."""
+def original_mask(model: torch.nn.Module, image: np.ndarray, infer) -> np.ndarray:
+    """The argmax of the model the authors' file was saved from, with ``infer``'s options."""
     from wsfcn.infer.multiscale import predict_image, probs_to_mask
     from wsfcn.infer.options import InferOptions
 
-    model = build_model(NETWORK, 21)
-    report = load_official_checkpoint(model, src)
-    assert not report.missing and not report.unexpected
-    probs, _ = predict_image(model.eval(), image, InferOptions.from_params(infer, device="cpu"))
+    probs, _ = predict_image(model, image, InferOptions.from_params(infer, device="cpu"))
     return probs_to_mask(probs)
 
 
 def test_converted_release_segments_like_the_model(release, tmp_path, capsys):
-    src, dst = release
+    src, dst, model = release
     state = load_checkpoint(dst)  # weights_only
     assert state["optimizer"] is None and state["num_classes"] == 21 and state["fingerprint"] == ""
     assert state["provenance"]["source"] == RELEASE and state["provenance"]["sha256"] == sha256(src)
@@ -109,7 +103,7 @@ def test_converted_release_segments_like_the_model(release, tmp_path, capsys):
     argv = ["segment", "--params", str(params_file), "--checkpoint", str(dst), "--device", "cpu"]
     assert cli.main(argv + [str(tmp_path / "photo.png"), "--out", str(tmp_path / "seg")]) == 0
     mask = np.array(Image.open(tmp_path / "seg" / "photo.png"))
-    expected = direct_mask(src, image, load_params(params_file).infer)
+    expected = original_mask(model, image, load_params(params_file).infer)
     np.testing.assert_array_equal(mask, expected)
     assert len(np.unique(expected)) > 1  # not a trivial one-class mask
     assert "photo.png: " in capsys.readouterr().out
@@ -134,7 +128,7 @@ def voc_folder(root: Path) -> str:
 
 def test_infer_stage_builds_the_checkpoints_network(release, tmp_path, capsys):
     """params.yaml says mini backbone, 48-ch head: the network still comes from the checkpoint."""
-    src, dst = release
+    src, dst, model = release
     image_id = voc_folder(tmp_path / "data")
     sets = (
         {
@@ -157,7 +151,7 @@ def test_infer_stage_builds_the_checkpoints_network(release, tmp_path, capsys):
     assert summary["provenance"]["sha256"] == sha256(src)
     image = np.array(Image.open(tmp_path / "data" / "voc" / "files" / f"{image_id}.jpg").convert("RGB"))
     mask = np.array(Image.open(tmp_path / "infer" / "masks" / f"{image_id}.png"))
-    np.testing.assert_array_equal(mask, direct_mask(src, image, params.infer))
+    np.testing.assert_array_equal(mask, original_mask(model, image, params.infer))
     assert stage("evaluate")(args) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["provenance"]["note"] == "converted from the authors' release"

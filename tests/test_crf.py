@@ -1,4 +1,4 @@
-"""Dense CRF (METHOD §7.7): sharpening, pydensecrf buffer rules (STACK §5), files, process pool."""
+"""Dense CRF (method §7.7): sharpening, pydensecrf buffer rules (stack §5), files, process pool."""
 
 from __future__ import annotations
 

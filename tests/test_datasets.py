@@ -1,4 +1,4 @@
-"""SegmentationDataset, build_dataset and build_loader on a tiny generated set (METHOD §6.2, §8.1)."""
+"""SegmentationDataset, build_dataset and build_loader on a tiny generated set (method §6.2, §8.1)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_synthetic import make_prepared_synthetic
+from helpers.synthetic import make_prepared_synthetic
 
 from wsfcn.config import AugmentParams, DataParams
 from wsfcn.data.classes import CLASS_NAMES

@@ -4,7 +4,6 @@ malicious); the stage resumes with Range, verifies MD5, skips verified work and 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import socket
 import tarfile
@@ -16,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from fixtures_data import write_sbd_tree, write_voc_tree
+from helpers.official_layouts import write_sbd_tree, write_voc_tree
+from helpers.stages import load_stage
 
 from wsfcn.data import download
 from wsfcn.data.download import (
@@ -288,11 +288,7 @@ def test_user_paths_folder_or_archive(tmp_path: Path) -> None:
 
 
 def test_pipeline_download_exit_codes(server: Server, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "dl", Path(__file__).parents[1] / "pipeline" / "download.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_stage("download")
     (tmp_path / "params.yaml").write_text("data: {name: voc}\n")
     write_sbd_tree(tmp_path / "sbd", train=["2008_000100"], val=[])
     base = [

@@ -1,4 +1,4 @@
-"""The DVC pipeline: stage order, and a smoke ``dvc repro`` in a temporary git clone (issue: pipeline)."""
+"""The DVC pipeline: stage order, and a smoke ``dvc repro`` in a temporary git clone."""
 
 import json
 import os
@@ -9,24 +9,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.tiny import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["download", "prepare", "train", "infer", "crf", "evaluate", "tables"]
 ON_DEMAND = ["pseudo_masks"]  # run by name (dvc repro pseudo_masks); nothing depends on them
+# TINY at 48 px with more images, so the stages (and the quick val subset) have something to cover
 SMOKE = {
+    **TINY,
     "data.root": "data",
     "data.downloads": "data/downloads",
     "data.synthetic.num_train": 32,
     "data.synthetic.num_val": 8,
     "data.synthetic.image_size": 48,
     "data.crop_size": 48,
-    "train.epochs": 2,
-    "train.pretrain_epochs": 1,
-    "train.max_steps_per_epoch": 2,
-    "train.batch_size": 4,
     "train.val_subset": 8,
-    "loss.pamr_iters": 2,
-    "loss.pamr_size": 0,
 }
 
 
@@ -98,8 +95,9 @@ def test_smoke_dvc_repro_in_a_fresh_clone(tmp_path):
 
 
 def test_a_given_checkpoint_takes_train_out_of_the_dag(tmp_path):
-    """README, "From the released model": ``dvc exp run -S infer.checkpoint=FILE tables`` (or ``dvc repro
-    tables`` with that param) runs infer → crf → evaluate → tables, never train (issue 11)."""
+    """docs/released-model.md, "From the released model with DVC": ``dvc exp run -S
+    infer.checkpoint=FILE tables`` (or ``dvc repro tables`` with that param) runs infer → crf →
+    evaluate → tables, never train."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     shutil.copy(ROOT / "dvc.yaml", clone / "dvc.yaml")  # the working tree's, committed or not

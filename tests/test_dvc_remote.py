@@ -1,4 +1,4 @@
-"""DVC remotes (README "Running on a cluster"): push prepared data and a model, lose them, pull them back.
+"""DVC remotes (docs/cluster.md): push prepared data and a model, lose them, pull them back.
 
 In a temporary git + DVC repo, a prepared synthetic-data folder and a model file are tracked with
 ``dvc add``, pushed to (a) a local folder remote and (b) an S3-compatible remote (``moto`` in
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_synthetic import make_prepared_synthetic
-from services import free_port, http_ok, service, wait_until
+from helpers.services import free_port, http_ok, service, wait_until
+from helpers.synthetic import make_prepared_synthetic
 
 pytestmark = pytest.mark.slow
 BUCKET = "wsfcn-dvc"

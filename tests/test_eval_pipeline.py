@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.stages import load_stage
 from PIL import Image
 
 from wsfcn.config import ModelParams, Params
@@ -21,10 +21,7 @@ VAL = ["v1", "v2", "v3"]
 
 
 def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"pipeline_{name}", REPO / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_stage(name).main
 
 
 @pytest.fixture(scope="module")

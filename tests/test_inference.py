@@ -1,4 +1,4 @@
-"""Multi-scale + flip inference (METHOD §7): flip, scales, padding, class filters, background."""
+"""Multi-scale + flip inference (method §7): flip, scales, padding, class filters, background."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Confusion matrix, IoU, mIoU and PixAcc against hand-computed values (METHOD §8.2)."""
+"""Confusion matrix, IoU, mIoU and PixAcc against hand-computed values (method §8.2)."""
 
 from __future__ import annotations
 

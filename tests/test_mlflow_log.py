@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
+from helpers.stages import load_stage
+from helpers.tiny import TINY, prepare_tiny_data
 from mlflow.tracking import MlflowClient
-from tiny_training import TINY, prepare_tiny_data
 
 from wsfcn.config import load_params
 from wsfcn.integrations.mlflow_log import (
@@ -112,6 +112,7 @@ def test_resume_reopens_the_same_run(uri, tmp_path):
     assert not log_artifact(__file__, params, experiment="missing")
 
 
+@pytest.mark.slow  # the train stage end to end: 24 s on 2 cores
 def test_train_stage_tracks_an_experiment_run(uri, tmp_path, monkeypatch):
     data = prepare_tiny_data(tmp_path / "d")
     experiment = tmp_path / "tiny_table.yaml"
@@ -126,9 +127,7 @@ def test_train_stage_tracks_an_experiment_run(uri, tmp_path, monkeypatch):
         )
     )
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_stage", ROOT / "pipeline" / "train.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("train")
     assert stage.main(["--experiment", str(experiment), "--run", "full", "--quiet"]) == 0
     out = tmp_path / "outputs" / "train" / "tiny_table" / "full"
     assert {"last.pt", "best.pt", "metrics.json", "history.csv"} <= {p.name for p in out.iterdir()}

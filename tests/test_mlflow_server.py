@@ -1,4 +1,4 @@
-"""A remote MLflow tracking server (README "Running on a cluster"), and its UI in a real browser.
+"""A remote MLflow tracking server (docs/cluster.md), and its UI in a real browser.
 
 One ``mlflow server`` per module (sqlite backend, artifacts proxied to ``--artifacts-destination``,
 one worker, job execution off), on a free 127.0.0.1 port, stopped as a process group. The train
@@ -9,7 +9,6 @@ headless Chromium (Debian's ``chromium``, which ``.ci/run`` installs).
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import os
 import re
@@ -21,8 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import free_port, http_ok, service, wait_until
-from tiny_training import TINY, prepare_tiny_data
+from helpers.services import free_port, http_ok, service, wait_until
+from helpers.stages import load_stage
+from helpers.tiny import TINY, prepare_tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 150
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def server_command(port: int, folder: Path) -> list[str]:
-    """The README's ``mlflow server`` line, on a test port and folder."""
+    """The ``mlflow server`` line of docs/cluster.md, on a test port and folder."""
     return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"]  # fmt: skip
@@ -45,7 +45,7 @@ def server(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # 3 processes instead of 16 (STACK §3)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # 3 processes instead of 16 (stack §3)
     log = folder / "server.log"
     with service(server_command(port, folder), log=log, cwd=folder, env=env) as proc:
         wait_until(lambda: http_ok(url + "/health", "OK"), proc, log, "mlflow server", READY_TIMEOUT_S)
@@ -78,9 +78,7 @@ def test_train_stage_logs_params_metrics_and_artifacts_through_the_server(server
     argv = ["--params", str(ROOT / "params.yaml"), "--quiet", "--fresh"]
     argv += [f"--set={key}={json.dumps(value)}" for key, value in sets.items()]
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_stage", ROOT / "pipeline" / "train.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("train")
     assert stage.main(argv) == 0
 
     exp_id = experiment_id(url, "remote_server")

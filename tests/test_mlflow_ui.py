@@ -1,4 +1,4 @@
-"""The MLflow UI (STACK §3) serves a run store on 127.0.0.1 and lists its runs over the REST API.
+"""The MLflow UI (stack §3) serves a run store on 127.0.0.1 and lists its runs over the REST API.
 
 ``mlflow ui --workers 1`` with job execution off (3 processes, not 16), in its own process group,
 which is killed as a whole at the end (its children outlive a SIGTERM to the parent alone).
@@ -14,13 +14,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from services import free_port, group_members, stop_group
+from helpers.services import free_port, group_members, stop_group
 
 HEALTH_TIMEOUT_S = 60
 
 
 def make_store(path: Path) -> tuple[str, str, set[str]]:
-    """A sqlite store with two finished runs tagged as the logging contract (wsfcn/report/tables.py) says."""
+    """A sqlite store with two finished runs tagged as the logging contract says
+    (wsfcn/report/contract.py)."""
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{path / 'mlflow.db'}"

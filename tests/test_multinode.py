@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster (README "Running on a cluster"), with shared storage on an object store.
+"""A real two-node Ray cluster (docs/cluster.md), with shared storage on an object store.
 
 One module-wide set of services, each a separate process tree started here and stopped by process
 id: a Ray head and a Ray worker node (``ray start --block``, 1 CPU each, their own temp dirs), a moto
@@ -26,24 +26,22 @@ import time
 from pathlib import Path
 
 import pytest
-from services import free_port, http_ok, port_open, service, stop_session, wait_until
+from helpers.services import free_port, http_ok, port_open, service, stop_session, wait_until
+from helpers.tiny import SWEEP, as_sets, prepare_tiny_data, training_params
 from test_mlflow_server import server_command
-from tiny_training import prepare_tiny_data, tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "wsfcn-cluster"
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
-TINY_SWEEP = {"data.synthetic.num_train": 16, "data.synthetic.num_val": 6, "data.synthetic.image_size": 32,
-              "data.crop_size": 32, "train.batch_size": 4, "model.head_channels": 32,
-              "loss.pamr_dilations": "[1,2]", "train.figure_every": 0}  # fmt: skip
 RAY_LINE = ("(RayTrainWorker", "(TrainController", "(_trainable", "(_post_task")
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def ray_commands(port: int, temp: Path) -> tuple[list[str], list[str]]:
-    """The README's ``ray start`` lines: a head and a worker node of 1 CPU each, in the foreground."""
+    """The ``ray start`` lines of docs/cluster.md: a head and a worker node of 1 CPU each, in the
+    foreground."""
     ray = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
            "--node-ip-address", "127.0.0.1", "--object-store-memory", str(128 * 2**20),
            "--disable-usage-stats"]  # fmt: skip
@@ -133,11 +131,11 @@ def s3_keys(s3, prefix: str) -> list[str]:
 def test_two_trial_sweep_runs_one_trial_per_node_with_storage_on_s3(cluster, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    sets = {**TINY_SWEEP, "train.ray_address": cluster["address"], "train.storage": f"s3://{BUCKET}/sweeps",
+    sets = {**SWEEP, "train.ray_address": cluster["address"], "train.storage": f"s3://{BUCKET}/sweeps",
             "tracking.uri": cluster["mlflow_url"], "tracking.enabled": "true"}  # fmt: skip
     command = [sys.executable, str(ROOT / "pipeline" / "ablate.py"), "--experiment",
                str(ROOT / "experiments" / "smoke.yaml"), "--params", str(ROOT / "params.yaml"), "--quiet",
-               *(f"--set={k}={v}" for k, v in sets.items())]  # fmt: skip
+               *as_sets(sets)]  # fmt: skip
     start = time.monotonic()
     out = subprocess.run(
         command, cwd=tmp_path, env=cluster["env"], capture_output=True, text=True, timeout=300
@@ -165,7 +163,8 @@ def test_two_trial_sweep_runs_one_trial_per_node_with_storage_on_s3(cluster, tmp
 def node_local_loop(config: dict) -> None:
     """train_loop_per_worker with a per-node ``out_dir`` (a node's local disk); rank 1 exits hard at the
     start of epoch 3 the first time (Ray registers a checkpoint up to one report late: epoch 1's is
-    surely on S3 by then), and a restarted worker finds its node's ``last.pt`` gone."""
+    surely on S3 by then), and a restarted worker finds its node's ``last.pt`` and ``best.pt`` gone.
+    The selection keeps epoch 2, so ``best.pt`` is not ``last.pt`` and must travel on its own."""
     import ray
     import ray.train
 
@@ -182,7 +181,14 @@ def node_local_loop(config: dict) -> None:
     params["train"]["out_dir"] = str(out_dir)
     if attempt > 0:  # as on a fresh node: only the checkpoint on shared storage is left
         (out_dir / "last.pt").unlink(missing_ok=True)
+        (out_dir / "best.pt").unlink(missing_ok=True)
     real = wsfcn.train.loop.train_one_epoch
+
+    def keep_epoch_2(state, entry, tp):
+        if entry["epoch"] != 2:
+            return False
+        state.update(best_epoch=2, best_score=1.0)
+        return True
 
     def maybe_crash(*args, **kwargs):
         import torch
@@ -194,6 +200,7 @@ def node_local_loop(config: dict) -> None:
         return real(*args, **kwargs)
 
     wsfcn.train.loop.train_one_epoch = maybe_crash
+    wsfcn.train.loop.select_best = keep_epoch_2
     train_loop_per_worker({**config, "params": params})
 
 
@@ -217,7 +224,7 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the nodes cannot import tests/
     data = prepare_tiny_data(tmp_path)
     url = cluster["mlflow_url"]
-    params = absolute_paths(tiny_params(
+    params = absolute_paths(training_params(
         data, tmp_path / "out", train__num_workers=2, train__epochs=3, train__max_failures=1,
         train__run_name="ray2", train__storage=f"s3://{BUCKET}/train", train__ray_address=cluster["address"],
         tracking__uri=url, tracking__enabled=True,
@@ -257,7 +264,9 @@ def test_two_workers_on_two_nodes_survive_a_dead_worker_and_resume_from_s3(
     assert result.epochs == 3 and [e["epoch"] for e in result.history] == [1, 2, 3]
     state = load_checkpoint(last)
     assert state["metrics"]["resumed_from"] >= 1  # from the checkpoint on S3
-    assert (tmp_path / "out" / "best.pt").is_file() == (state["metrics"]["best_epoch"] in (None, 3))
+    # best.pt travels with the Ray checkpoint: the driver holds the epoch the run selected, not the last
+    assert state["metrics"]["best_epoch"] == 2
+    assert load_checkpoint(tmp_path / "out" / "best.pt")["epoch"] == 2
     assert any("/checkpoint_" in k for k in s3_keys(cluster["s3"], "train/ray2/"))
     history = MlflowClient(url).get_metric_history(run_id, "loss")
     assert sorted({m.step for m in history}) == [1, 2, 3]

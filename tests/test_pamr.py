@@ -1,4 +1,4 @@
-"""PAMR (METHOD §5) against a direct transcription of the definition."""
+"""PAMR (method §5) against a direct transcription of the definition."""
 
 import torch
 import torch.nn.functional as F

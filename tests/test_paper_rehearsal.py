@@ -1,6 +1,7 @@
-"""Issue 11: the README's paper-setting commands rehearsed end to end on tiny official-layout fixtures.
+"""The commands of docs/paper-setting.md and docs/released-model.md, rehearsed end to end on tiny
+official-layout fixtures.
 
-Each test runs the exact README command, ``python pipeline/ablate.py --experiment experiments/
+Each test runs the exact documented command, ``python pipeline/ablate.py --experiment experiments/
 table{4,5}_*.yaml --setting paper``, changed only in time and device through ``--set`` (CPU, one
 epoch of one step at batch 2 on 64-px crops, single scale, 2 images, 2 CRF iterations, padding 64),
 from download (VOC 2012 + SBD tar archives, COCO 2014 zips, given by ``data.sources.*.path`` and
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_data import write_coco_tree, write_sbd_tree, write_voc_tree
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
+from helpers.official_layouts import write_coco_tree, write_sbd_tree, write_voc_tree
 
 REPO = Path(__file__).resolve().parents[1]
 README_TABLE4 = ["pipeline/ablate.py", "--experiment", "experiments/table4_voc.yaml", "--setting", "paper"]
@@ -68,7 +69,7 @@ def constant(key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """A tame constant tensor (tiny on disk): BN as identity, convs and classifiers zero.
 
     Zero convs make every feature zero, so the masks are uniform and the background (the constant 0.25
-    of METHOD §7) wins everywhere: PixAcc is the background share, far from the degenerate < 1 % that
+    of method §7) wins everywhere: PixAcc is the background share, far from the degenerate < 1 % that
     the tables refuse as a fraction, and nothing overflows.
     """
     if key.endswith("num_batches_tracked"):
@@ -130,7 +131,8 @@ def voc_sources(tmp: Path) -> dict[str, str]:
 
 
 def coco_sources(tmp: Path) -> dict[str, str]:
-    """COCO 2014 (fixtures_data's tree, two more labelled train images) as the three official zips."""
+    """COCO 2014 (the tree of helpers.official_layouts, two more labelled train images) as the three
+    official zips."""
     src = tmp / "src" / "coco"
     write_coco_tree(src)
     train = json.loads((src / "annotations" / "instances_train2014.json").read_text())

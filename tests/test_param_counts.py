@@ -1,4 +1,4 @@
-"""The paper's Params (M) for Tables I and II, counted on WideResNet-38 without running it (METHOD §11)."""
+"""The paper's Params (M) for Tables I and II, counted on WideResNet-38 without running it (method §11)."""
 
 import json
 from pathlib import Path

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_data import classes_of, make_mask, write_coco_tree, write_sbd_tree, write_voc_tree
+from helpers.official_layouts import classes_of, make_mask, write_coco_tree, write_sbd_tree, write_voc_tree
+from helpers.stages import load_stage
 
 from wsfcn.config import ConfigError, load_params
 from wsfcn.data.classes import CLASS_NAMES
@@ -215,16 +216,6 @@ def test_prepare_without_download_names_missing_folder(tmp_path: Path) -> None:
 
 
 def test_pipeline_scripts_exit_codes(tmp_path: Path, voc_tree, capsys: pytest.CaptureFixture) -> None:
-    import importlib.util
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parents[1] / "pipeline" / f"{name}.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
     sets = [
         f"data.root={tmp_path / 'prepared'}",
         f"data.downloads={tmp_path / 'downloads'}",
@@ -238,9 +229,9 @@ def test_pipeline_scripts_exit_codes(tmp_path: Path, voc_tree, capsys: pytest.Ca
         "--quiet",
     ]
     (tmp_path / "params.yaml").write_text("data: {name: voc}\n")
-    assert load("download").main(args) == 0
-    assert load("prepare").main(args + ["--workers", "1"]) == 0
+    assert load_stage("download").main(args) == 0
+    assert load_stage("prepare").main(args + ["--workers", "1"]) == 0
     assert "train_aug 5" in capsys.readouterr().out
     (tmp_path / "voc/VOCdevkit/VOC2012/SegmentationClass/2008_000008.png").write_bytes(b"")
-    assert load("prepare").main(args + ["--workers", "1"]) == 1
+    assert load_stage("prepare").main(args + ["--workers", "1"]) == 1
     assert "2008_000008.png: empty file (0 bytes)" in capsys.readouterr().err

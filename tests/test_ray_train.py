@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_training import prepare_tiny_data, tiny_params
+from helpers.tiny import prepare_tiny_data, training_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -47,7 +47,7 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     data = prepare_tiny_data(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    params = tiny_params(
+    params = training_params(
         data,
         tmp_path / "out",
         train__num_workers=2,
@@ -77,3 +77,21 @@ def test_two_workers_survive_a_dead_worker_and_log_to_mlflow(tmp_path):
     assert list((tmp_path / "out" / "ray" / "ray2").glob("checkpoint_*"))
     history = MlflowClient(uri).get_metric_history(run_id, "loss")
     assert sorted({m.step for m in history}) == [1, 2, 3]  # logged by rank 0 inside the workers
+
+
+def test_a_restarted_worker_restores_the_best_pt_of_its_ray_checkpoint(tmp_path):
+    from wsfcn.integrations.ray_train import restore_best
+
+    folder, out = tmp_path / "ray_checkpoint", tmp_path / "node" / "out"
+    folder.mkdir()
+    (folder / "best.pt").write_bytes(b"epoch 2")
+    assert restore_best(folder, out)  # a fresh node: nothing of the run on its disk
+    assert (out / "best.pt").read_bytes() == b"epoch 2"
+    (out / "best.pt").write_bytes(b"epoch 3")
+    (out / "last.pt").write_bytes(b"epoch 3")
+    assert not restore_best(folder, out)  # the node holds the run's own newer state: kept
+    assert (out / "best.pt").read_bytes() == b"epoch 3"
+    (out / "last.pt").unlink()
+    assert restore_best(folder, out)  # best.pt without its last.pt: the checkpoint's is taken
+    assert (out / "best.pt").read_bytes() == b"epoch 2"
+    assert not restore_best(tmp_path / "empty", out)  # a checkpoint without best.pt (PRETRAIN epochs)

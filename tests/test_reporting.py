@@ -1,14 +1,15 @@
 """Paper tables from run frames (wsfcn.report.tables and .writers) and pipeline/tables.py on MLflow."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.stages import load_stage
 
 from wsfcn.experiments import load_experiment
-from wsfcn.report.tables import MISSING, build_tables, experiment_table, paper_values
+from wsfcn.report.display import MISSING
+from wsfcn.report.tables import build_tables, experiment_table, paper_values
 from wsfcn.report.writers import format_terminal, latex_escape, markdown_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,17 +259,14 @@ def _log(client, experiment_id, run, seed, miou, pixacc, n_params=None):
     client.set_terminated(rid, "FINISHED")
 
 
-def load_stage():
-    spec = importlib.util.spec_from_file_location("tables_stage", ROOT / "pipeline/tables.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
-    return stage
+def tables_stage():
+    return load_stage("tables")
 
 
 def test_tables_main_with_run_frame(tmp_path, capsys, monkeypatch):
     from wsfcn.stages import tables as stages
 
-    stage = load_stage()
+    stage = tables_stage()
     asked = []
 
     def fake_read_runs(uri, names):
@@ -304,7 +302,7 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
     _log(client, exp, "full", 0, 61.0, 89.5, n_params=147_342_886)
     assert len(search_runs(uri, ["table1_ablation", "nope"])) == 3
 
-    stage = load_stage()
+    stage = tables_stage()
     out = tmp_path / "tables"
     files = [str(ROOT / "experiments/table3_inference.yaml"), str(ROOT / "experiments/table1_ablation.yaml")]
     argv = ["--params", str(ROOT / "params.yaml"), "--set", f"tracking.uri={uri}"]
@@ -351,7 +349,7 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
     from wsfcn.config import flatten, load_params
-    from wsfcn.report.tables import matching_runs, pipeline_runs
+    from wsfcn.report.pipeline_rows import matching_runs, pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
     table1 = load_experiment(root / "experiments/table1_ablation.yaml")
@@ -371,7 +369,7 @@ def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
 
 
 def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
-    """Issue 11: runs of a checkpoint the sweep did not train get their own rows, never averaged in."""
+    """Runs of a checkpoint the sweep did not train get their own rows, never averaged in."""
     given = {
         "tags.wsfcn.trained_by_sweep": "false",
         "tags.wsfcn.checkpoint": "/models/ws-fcn.pt",
@@ -390,7 +388,7 @@ def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
     shown = table.display.set_index("Run")
     assert shown.loc["val", "mIoU ours"] == "55.00 (n=1)"  # the trained run alone
     assert shown.loc["val (released checkpoint)", "mIoU ours"] == "61.50 (n=1)"
-    assert shown.loc["val (released checkpoint)", "Δ mIoU"] == "-0.07"  # METHOD §12: 61.57 expected
+    assert shown.loc["val (released checkpoint)", "Δ mIoU"] == "-0.07"  # method §12: 61.57 expected
     assert shown.loc["val_crf (released checkpoint) [2 images]", "mIoU ours"] == "63.00 (n=1)"
     assert shown.loc["val_crf", "mIoU ours"] == MISSING
     methods = list(table.comparison["Method"])
@@ -407,10 +405,11 @@ def test_released_checkpoint_rows_are_kept_apart_and_subsets_say_so():
 
 
 def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
-    """The README's DVC path: params.yaml (mini backbone) + the evaluation keys of Table IV's val_crf run
-    and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only data/infer/eval keys match."""
+    """The DVC path of docs/released-model.md: params.yaml (mini backbone) + the evaluation keys of Table
+    IV's val_crf run and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only
+    data/infer/eval keys match."""
     from wsfcn.config import flatten, load_params
-    from wsfcn.report.tables import pipeline_runs
+    from wsfcn.report.pipeline_rows import pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
     sets = {"data.name": "voc", "infer.checkpoint": "models/ws-fcn.pt", "infer.scales": [1.0, 0.5, 1.5, 2.0],
@@ -429,3 +428,11 @@ def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
     assert "WS-FCN + CRF (released checkpoint)" in list(table.comparison["Method"])
     trained = pipeline_runs(TABLE4, flat, {"mIoU": 63.0, "PixAcc": 91.0}, 0.0)  # trained here: all keys count
     assert list(trained["tags.wsfcn.setting"]) == ["embedded"]  # the mini backbone is not the paper's
+
+
+def test_the_tags_a_run_carries_are_the_columns_the_tables_read():
+    from wsfcn.report.contract import TAG_COLUMNS, run_tags
+
+    tags = run_tags("table1_ablation", "full", "embedded", 2, "synthetic")
+    assert {f"tags.{k}" for k in tags} == set(TAG_COLUMNS.values())
+    assert tags["wsfcn.seed"] == "2"

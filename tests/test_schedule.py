@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_training import prepare_tiny_data, tiny_params
+from helpers.tiny import prepare_tiny_data, training_params
 
 from wsfcn.config import ConfigError, TrainParams
 from wsfcn.experiments import experiment_run_params
@@ -82,11 +82,12 @@ def test_paper_setting_keeps_the_authors_schedule_and_selection():
     assert (embedded.train.lr_schedule, embedded.train.select_by) == ("poly", "last")
 
 
+@pytest.mark.slow  # a 3-epoch fit per case: 24-30 s on 2 cores
 @pytest.mark.parametrize("decay_epochs", [0, 1])
 def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path, decay_epochs):
     data = prepare_tiny_data(tmp_path / "data")
     sets = dict(train__epochs=3, train__pretrain_epochs=1, train__lr_schedule="poly", train__select_by="last")
-    params = tiny_params(data, tmp_path, train__lr_decay_epochs=decay_epochs, **sets)
+    params = training_params(data, tmp_path, train__lr_decay_epochs=decay_epochs, **sets)
     fit(params, report=lambda entry: None, quiet=True)
     out = Path(params.train.out_dir)
     last = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
@@ -100,11 +101,12 @@ def test_poly_fit_sets_the_decayed_rate_and_keeps_pretrain_weights(tmp_path, dec
     assert best["epoch"] == 3, "select_by last: best.pt is the last epoch"
 
 
+@pytest.mark.slow  # two fits: 21 s on 2 cores
 def test_ema_is_validated_checkpointed_and_loaded(tmp_path):
     from wsfcn.checkpoints import load_model
 
     data = prepare_tiny_data(tmp_path / "data")
-    params = tiny_params(data, tmp_path, train__epochs=2, train__pretrain_epochs=1, train__ema_decay=0.5)
+    params = training_params(data, tmp_path, train__epochs=2, train__pretrain_epochs=1, train__ema_decay=0.5)
     fit(params, report=lambda entry: None, quiet=True)
     out = Path(params.train.out_dir)
     state = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
@@ -114,7 +116,7 @@ def test_ema_is_validated_checkpointed_and_loaded(tmp_path):
     model, _ = load_model(out / "last.pt")
     assert torch.equal(model.state_dict()[name], state["ema"][name]), "inference gets the average"
     # the average is a side copy: the trained weights are those of the same run without it
-    plain = tiny_params(data, tmp_path / "plain", train__epochs=2, train__pretrain_epochs=1)
+    plain = training_params(data, tmp_path / "plain", train__epochs=2, train__pretrain_epochs=1)
     fit(plain, report=lambda entry: None, quiet=True)
     without = torch.load(Path(plain.train.out_dir) / "last.pt", weights_only=True, map_location="cpu")
     assert "ema" not in without

@@ -61,9 +61,8 @@ class FakeCheckpoint:
         return folder
 
 
-@pytest.mark.slow  # a 1-epoch tiny fit: 28 s here under load 6-8
 def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_path):
-    from tiny_training import prepare_tiny_data, tiny_params
+    from helpers.tiny import prepare_tiny_data, training_params
 
     from wsfcn.checkpoints import load_checkpoint
     from wsfcn.code_version import training_code_fingerprint
@@ -71,7 +70,7 @@ def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_pa
     from wsfcn.params_io import fingerprint
     from wsfcn.train.loop import fit
 
-    params = tiny_params(prepare_tiny_data(tmp_path), tmp_path / "node", train__epochs=1)
+    params = training_params(prepare_tiny_data(tmp_path), tmp_path / "node", train__epochs=1)
     fit(params, report=lambda metrics: None, quiet=True)  # rank 0's node: node/last.pt after 1 epoch
     ray_checkpoint = FakeCheckpoint(tmp_path / "node" / "last.pt")
     last = tmp_path / "driver" / "last.pt"
@@ -86,7 +85,8 @@ def test_fetch_last_brings_the_ray_checkpoint_to_a_driver_without_last_pt(tmp_pa
         ray_checkpoint, last, fingerprint(params), code=training_code_fingerprint(), epochs=1
     )
     assert ray_checkpoint.calls == 2  # the last call downloaded nothing
-    assert not fetch_last(ray_checkpoint, tmp_path / "other" / "last.pt", "another-fingerprint")
+    code = training_code_fingerprint()
+    assert not fetch_last(ray_checkpoint, tmp_path / "other" / "last.pt", "another-fingerprint", code=code)
 
 
 def test_fetch_last_brings_rank0s_best_pt_of_an_earlier_epoch(tmp_path):

@@ -352,7 +352,7 @@ def test_trial_and_worker_resources():
     assert trial_resources(load_params(None, {"train.use_gpu": True}), {"CPU": 16, "GPU": 2}, 2)["gpu"] == 1.0
     ddp = load_params(None, {"train.num_workers": 2})
     assert trial_resources(ddp, cpu2, 1) == {"cpu": 0.01}
-    assert worker_resources(ddp, cpu2, 1) == {"CPU": 0.99}  # 0.01 + 2 x 0.99 <= 2 (STACK §2)
+    assert worker_resources(ddp, cpu2, 1) == {"CPU": 0.99}  # 0.01 + 2 x 0.99 <= 2 (stack §2)
     assert worker_resources(ddp, {"CPU": 16.0, "GPU": 4.0}, 2) == {"CPU": 3.99, "GPU": 1.0}
 
 
@@ -374,7 +374,7 @@ def test_a_trial_larger_than_the_cluster_is_a_config_error(tmp_path):
 
 
 def test_a_given_checkpoint_is_evaluated_not_trained(tmp_path, fake_mlflow):
-    """``ablate.py --checkpoint FILE`` (issue 11): every trial predicts from FILE, trains nothing, and its
+    """``ablate.py --checkpoint FILE``: every trial predicts from FILE, trains nothing, and its
     child carries FILE's provenance; the trial hash tells it apart from a trained trial."""
     import hashlib
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_training import prepare_tiny_data, tiny_params
+from helpers.tiny import prepare_tiny_data, training_params
 from torch import nn
 
 import wsfcn.model
@@ -35,7 +35,7 @@ def data(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 # pieces
 def test_parameter_groups_follow_method_6_1():
-    params = tiny_params({}, Path("unused"))
+    params = training_params({}, Path("unused"))
     model = build_model(params.model, 9, params.loss)
     groups = parameter_groups(model, lr=1e-3, weight_decay=5e-4, head_lr_mult=20, head_bias_lr_mult=40)
     by_name = {g["name"]: g for g in groups}
@@ -80,7 +80,7 @@ def test_collate_by_size_keeps_order():
 
 def test_select_waits_for_pretrain_and_prefers_later_ties():
     class Fake:
-        params = tiny_params({}, Path("x"), train__pretrain_epochs=2)
+        params = training_params({}, Path("x"), train__pretrain_epochs=2)
         state = {"best_epoch": None, "best_score": None}
 
     def pick(f, entry):
@@ -92,7 +92,7 @@ def test_select_waits_for_pretrain_and_prefers_later_ties():
     assert not pick(f, {"epoch": 4, "val_mIoU": 0.4, "val_loss": 0.1})
     assert pick(f, {"epoch": 5, "val_mIoU": 0.5, "val_loss": 0.1}) and f.state["best_epoch"] == 5
     assert not pick(f, {"epoch": 6, "loss": 1.0})  # not validated
-    f.params = tiny_params({}, Path("x"), train__pretrain_epochs=0, train__select_by="val_loss")
+    f.params = training_params({}, Path("x"), train__pretrain_epochs=0, train__select_by="val_loss")
     f.state = {"best_epoch": None, "best_score": None}
     entry = {"epoch": 1, "val_mIoU": 0.0, "val_loss": 0.25}
     assert pick(f, entry) and entry["val_score"] == pytest.approx(0.75)
@@ -137,10 +137,10 @@ def test_train_one_epoch_uses_mask_loss_only_after_pretrain():
 # the real model on tiny synthetic data
 def test_two_real_steps_then_resume_changes_weights(data, tmp_path, monkeypatch):
     monkeypatch.setattr(MiniResNet, "freeze_bn", True)  # as ResNet-38: backbone BNs frozen in eval mode
-    params = tiny_params(data, tmp_path, train__epochs=1)
+    params = training_params(data, tmp_path, train__epochs=1)
     reports = []
     first = fit(params, report=reports.append, quiet=True)
-    assert reports[0]["n_params"] == first.n_params > 0
+    assert reports[0]["n_params"] == first.n_params > 0 and reports[0]["world_size"] == 1  # in-process
     entry = first.history[0]
     assert entry["steps"] == 2 and all(math.isfinite(entry[k]) for k in ("loss", "loss_cls", "loss_mask"))
     assert entry["loss"] == pytest.approx(entry["loss_cls"])  # epoch 1 is PRETRAIN: no mask loss
@@ -149,7 +149,7 @@ def test_two_real_steps_then_resume_changes_weights(data, tmp_path, monkeypatch)
     first.best.unlink()  # as if killed between writing last.pt and linking best.pt
     again = fit(params, report=reports.append, quiet=True)
     assert again.resumed_from == 1 and load_checkpoint(again.best)["epoch"] == 1
-    second = fit(tiny_params(data, tmp_path, train__epochs=2), report=reports.append, quiet=True)
+    second = fit(training_params(data, tmp_path, train__epochs=2), report=reports.append, quiet=True)
     assert second.resumed_from == 1 and [e["epoch"] for e in second.history] == [1, 2]
     after = load_checkpoint(second.last)["model"]
     changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
@@ -159,17 +159,18 @@ def test_two_real_steps_then_resume_changes_weights(data, tmp_path, monkeypatch)
     assert second.best_epoch == 2 and load_checkpoint(second.best)["epoch"] == 2
 
 
+@pytest.mark.slow  # three fits: 26 s on 2 cores
 def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     full = fit(
-        tiny_params(data, tmp_path / "a", train__deterministic=True), report=lambda m: None, quiet=True
+        training_params(data, tmp_path / "a", train__deterministic=True), report=lambda m: None, quiet=True
     )
     fit(
-        tiny_params(data, tmp_path / "b", train__deterministic=True, train__epochs=1),
+        training_params(data, tmp_path / "b", train__deterministic=True, train__epochs=1),
         report=lambda m: None,
         quiet=True,
     )
     resumed = fit(
-        tiny_params(data, tmp_path / "b", train__deterministic=True), report=lambda m: None, quiet=True
+        training_params(data, tmp_path / "b", train__deterministic=True), report=lambda m: None, quiet=True
     )
     assert resumed.resumed_from == 1
     a, b = load_checkpoint(full.last)["model"], load_checkpoint(resumed.last)["model"]
@@ -196,7 +197,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypat
         return model
 
     monkeypatch.setattr(wsfcn.model, "build_model", poisoned)
-    params = tiny_params(data, tmp_path, train__epochs=3)
+    params = training_params(data, tmp_path, train__epochs=3)
     with pytest.raises(
         NonFiniteLossError, match=r"epoch 2 step 1.*last good checkpoint: .*last.pt \(epoch 1\)"
     ):
@@ -213,7 +214,7 @@ def test_kill_9_then_rerun_resumes_and_finishes(data, tmp_path):
         "train.max_steps_per_epoch": 4,
         "train.deterministic": True,
     }
-    from tiny_training import TINY
+    from helpers.tiny import TINY
 
     args = [sys.executable, str(ROOT / "pipeline" / "train.py"), "--quiet"]
     for k, v in {**TINY, **sets}.items():
@@ -238,7 +239,7 @@ def test_kill_9_then_rerun_resumes_and_finishes(data, tmp_path):
     torch.set_num_threads(1)  # the subprocess ran with OMP_NUM_THREADS=1: same reduction order
     try:
         ref = fit(
-            tiny_params(
+            training_params(
                 data,
                 tmp_path / "ref",
                 train__epochs=4,

@@ -1,4 +1,4 @@
-"""Train/eval transforms (METHOD §6.2): crop bounds, image-mask alignment, flip, jitter, normalisation."""
+"""Train/eval transforms (method §6.2): crop bounds, image-mask alignment, flip, jitter, normalisation."""
 
 import numpy as np
 import pytest

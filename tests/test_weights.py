@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from official_keys import official_shapes
+from helpers.official_keys import official_shapes
 
 from wsfcn.commands import convert_checkpoint
 from wsfcn.model.backbones import VGG16, MiniResNet, ResNet38, ResNet50

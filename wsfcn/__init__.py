@@ -11,7 +11,7 @@ The house, by floor; a module imports only from its own floor or lower ones (tes
            train/     loop.py (fit), runtime.py, optim.py, figures.py
            infer/     options.py (InferOptions, CRFOptions), multiscale.py, split.py, crf.py
            evaluate/  metrics.py, folder.py, classification.py (tag mAP), figures.py
-           report/    tables.py (the paper's tables from runs), writers.py, param_counts.py
+           report/    contract.py (the tags a run carries), runs.py, summary.py, tables.py, writers.py …
     2  model/                          backbones, context (FCA …), fusion (SF2 …), PAMR, gate, losses, weights
     1  data/                           synthetic, VOC + SBD, COCO, own images: download, prepare, check, load
     0  config.py, params_io.py, code_version.py, experiments.py, arguments.py, device.py, errors.py

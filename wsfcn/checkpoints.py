@@ -1,4 +1,4 @@
-"""Kill-safe training checkpoints and model loading (METHOD §6.1: checkpoints, model selection).
+"""Kill-safe training checkpoints and model loading (method §6.1: checkpoints, model selection).
 
 A checkpoint is one ``torch.save`` file holding the un-wrapped model state (no ``module.``
 prefix, as the authors' ``model_enc_e*.pth``), the optimiser state, the epoch, the RNG states and

@@ -91,7 +91,7 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """Training augmentation, METHOD §6.2; each step switchable."""
+    """Training augmentation, method §6.2; each step switchable."""
 
     scale_min: float = 0.9
     scale_max: float = 1.0
@@ -207,7 +207,7 @@ class ModelParams:
 
     def __post_init__(self) -> None:
         _check(self.head_channels >= 1, "model.head_channels", self.head_channels, "a positive channel count")
-        _check(0 <= self.sg_psi < 1, "model.sg_psi", self.sg_psi, "in [0, 1) (METHOD §3.4: 1 - psi divides)")
+        _check(0 <= self.sg_psi < 1, "model.sg_psi", self.sg_psi, "in [0, 1) (method §3.4: 1 - psi divides)")
         dilations = self.context_dilations
         if dilations and (len(dilations) != 3 or min(dilations) < 1):
             raise ConfigError(
@@ -240,14 +240,14 @@ class LossParams:
             bool(self.pamr_dilations) and min(self.pamr_dilations) >= 1,
             "loss.pamr_dilations", self.pamr_dilations, "a non-empty list of positive dilations",
         )  # fmt: skip
-        # METHOD §5: tau_c = max(floor, kappa_c * max_i m_ci); kappa in (0, 1], floor in [0, 1) below both
+        # method §5: tau_c = max(floor, kappa_c * max_i m_ci); kappa in (0, 1], floor in [0, 1) below both
         for key in ("pseudo_bg", "pseudo_fg"):
             value = getattr(self, key)
             _check(0 < value <= 1, f"loss.{key}", value, "a fraction of the class maximum in (0, 1]")
         floor, ceiling = self.pseudo_floor, min(self.pseudo_bg, self.pseudo_fg)
         _check(
             0 <= floor <= ceiling, "loss.pseudo_floor", floor,
-            f"in [0, min(loss.pseudo_bg, loss.pseudo_fg)] = [0, {ceiling}] (METHOD §5)",
+            f"in [0, min(loss.pseudo_bg, loss.pseudo_fg)] = [0, {ceiling}] (method §5)",
         )  # fmt: skip
 
 
@@ -291,7 +291,7 @@ class TrainParams:
         _check(self.epochs >= 1, "train.epochs", self.epochs, "at least 1 epoch")
         _check(
             0 <= self.pretrain_epochs <= self.epochs, "train.pretrain_epochs", self.pretrain_epochs,
-            f"in [0, train.epochs] = [0, {self.epochs}] (classification-only epochs, METHOD §6.1)",
+            f"in [0, train.epochs] = [0, {self.epochs}] (classification-only epochs, method §6.1)",
         )  # fmt: skip
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "at least 1 image per step")
         _check(self.lr > 0, "train.lr", self.lr, "a positive learning rate")
@@ -332,7 +332,7 @@ class InferParams:
     def __post_init__(self) -> None:
         _check(
             bool(self.scales) and min(self.scales) > 0, "infer.scales", self.scales,
-            "a non-empty list of positive scale factors (METHOD §7)",
+            "a non-empty list of positive scale factors (method §7)",
         )  # fmt: skip
         _check(_unit(self.fp_cut), "infer.fp_cut", self.fp_cut, "a class score threshold in [0, 1]")
         _check(_unit(self.bg_constant), "infer.bg_constant", self.bg_constant, "a probability in [0, 1]")
@@ -593,7 +593,7 @@ def flatten(params: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # Where params.yaml departs from these defaults. The dataclass defaults are the paper's setting
-# (METHOD §6-§9, the authors' code); params.yaml is the embedded benchmark that runs on a 2-core CPU.
+# (method §6-§9, the authors' code); params.yaml is the embedded benchmark that runs on a 2-core CPU.
 # tests/test_defaults.py checks that every key differing between the two is listed here, and only those.
 EMBEDDED_DIFFERS: dict[str, str] = {
     "data.loader_workers": "in-process loading is fastest on 2 cores (default -1: sized to the machine)",

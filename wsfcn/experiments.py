@@ -24,7 +24,7 @@ class Experiment:
     and ``embedded`` (the synthetic benchmark on a CPU). The overrides of a run are
     ``common`` + ``settings[setting]`` + ``runs[run]`` + ``setting_runs[setting][run]`` (later wins);
     ``setting_runs`` holds what one run needs only at one setting (the baseline's head learning rate,
-    which METHOD §6.1 sets to half WS-FCN's and so depends on the setting's own multiplier).
+    which method §6.1 sets to half WS-FCN's and so depends on the setting's own multiplier).
     """
 
     name: str

@@ -2,7 +2,7 @@
 
 Beside :mod:`wsfcn.config` (which reads ``params.yaml``): these turn a :class:`~wsfcn.config.Params`
 into nested plain dicts/lists and back, and hash the keys that shape training so that a run may
-resume only from a checkpoint trained with the same ones (METHOD §6.1, kill-safe checkpoints).
+resume only from a checkpoint trained with the same ones (method §6.1, kill-safe checkpoints).
 """
 
 from __future__ import annotations

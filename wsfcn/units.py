@@ -7,7 +7,11 @@ history); wherever a person or another tool reads them (MLflow, the train stage'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+# What takes each epoch's report (MLflow's logger, Ray's ``train.report``, a test's ``list.append``).
+Report = Callable[[dict], None]
 
 # the fractions of an epoch report that are shown in percent
 PERCENT_KEYS = ("mAP", "val_mIoU", "val_pixacc", "val_mAP")

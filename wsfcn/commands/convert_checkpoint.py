@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import os
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from wsfcn.model.weights import (
 
 SOURCES = ("official", "imagenet_r38", "torchvision", "vgg16")
 PROVENANCE_NOTE = "converted from the authors' release"
-# The authors' WS-FCN network (METHOD §3): FCA + SF2 in the code's forms, the paper's dilations.
+# The authors' WS-FCN network (method §3): FCA + SF2 in the code's forms, the paper's dilations.
 OFFICIAL_NETWORK = {
     "model.context": "fca",
     "model.fusion": "sf2",
@@ -193,13 +192,11 @@ def convert_official(
 
 def provenance(src: Path, backbone: str) -> dict[str, Any]:
     """Where the weights of a converted checkpoint came from (stored in it; runs are tagged with it)."""
-    digest = hashlib.sha256()
-    with open(src, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    from wsfcn.infer.manifest import file_sha256
+
     return {
         "source": src.name,
-        "sha256": digest.hexdigest(),
+        "sha256": file_sha256(src),
         "note": PROVENANCE_NOTE,
         "layout": "official",
         "backbone": backbone,

@@ -1,4 +1,4 @@
-"""Print the trainable parameter count of each run of an experiments file (METHOD §11)."""
+"""Print the trainable parameter count of each run of an experiments file (method §11)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Segment your own images with a trained checkpoint (palette mask + overlay PNG per image).
 
 ``wsfcn segment --checkpoint CKPT IMAGE_OR_DIR... --out DIR`` reads any size and colour mode
-(JPEG/PNG/grayscale/CMYK/...), applies the EXIF orientation, runs the METHOD §7 multi-scale + flip
+(JPEG/PNG/grayscale/CMYK/...), applies the EXIF orientation, runs the method §7 multi-scale + flip
 inference with the ``infer.*`` params (``--scales``, ``--no-flip``, ``--crf`` ... override them) on
 the CPU or a GPU, writes ``<stem>.png`` (class ids, VOC palette) and ``<stem>_overlay.png``, and
 prints the classes found, and ``legend.txt`` (class id, name, palette colour of every class the

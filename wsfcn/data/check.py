@@ -1,4 +1,4 @@
-"""Data checks run before training (``wsfcn check-data`` and the prepare stage; METHOD §8.1).
+"""Data checks run before training (``wsfcn check-data`` and the prepare stage; method §8.1).
 
 Reads a prepared folder (``index.json``, ``labels.json``, ``lists/<split>.txt``) and reports every
 problem at once, each with the file and the reason: missing, empty, truncated or unreadable files,

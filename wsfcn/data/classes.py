@@ -1,4 +1,4 @@
-"""Class names, the void label and the PASCAL VOC colour map (METHOD §8.1).
+"""Class names, the void label and the PASCAL VOC colour map (method §8.1).
 
 ``num_classes`` always counts the background: VOC 21, COCO 81 (background + the 80 categories in
 the standard COCO order), synthetic 9 (background + the 8 shape classes of ``wsfcn.data.synthetic``).

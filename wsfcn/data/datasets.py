@@ -1,9 +1,9 @@
-"""Segmentation datasets and loaders over a prepared index (METHOD §6.2, §8.1).
+"""Segmentation datasets and loaders over a prepared index (method §6.2, §8.1).
 
 A prepared dataset folder ``<data.root>/<data.name>/`` holds ``lists/<split>.txt`` (ids),
 ``labels.json`` ({id: [fg class ids]}) and ``index.json`` ({"dataset", "num_classes", "images":
 {id: path}, "masks": {id: path | null}}, paths relative to the folder unless absolute).
-Image-level labels come from ``labels.json``, i.e. from the un-cropped mask (METHOD §6.2).
+Image-level labels come from ``labels.json``, i.e. from the un-cropped mask (method §6.2).
 ``build_dataset`` and ``build_loader`` are the only functions here that read ``DataParams``.
 """
 
@@ -37,7 +37,7 @@ class SegmentationDataset(Dataset):
 
     Item: ``image`` (3, H, W) ImageNet-normalised, ``image_raw`` (3, H, W) in [0, 1] (same
     geometry, for PAMR), ``labels`` (C-1,) float multi-hot, ``mask`` (H, W) int64 with 255 void
-    (all void when the split has no masks), ``id`` str. ``train=True`` applies the METHOD §6.2
+    (all void when the split has no masks), ``id`` str. ``train=True`` applies the method §6.2
     augmentation (H = W = ``crop_size``); ``train=False`` keeps the full image.
     Random draws use ``self.rng`` (seeded with ``seed``; each loader worker reseeds it).
     """

@@ -1,4 +1,4 @@
-"""Download stage machinery (METHOD §8.1 data): stream, resume, verify (MD5) and extract safely.
+"""Download stage machinery (method §8.1 data): stream, resume, verify (MD5) and extract safely.
 
 * :func:`fetch` streams a URL to disk with a progress bar, resumes a cut transfer with an HTTP
   ``Range`` request, and verifies the MD5 before the file takes its final name.

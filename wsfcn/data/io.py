@@ -1,4 +1,4 @@
-"""Robust image and mask reading (METHOD §8.1): the one place that decodes data files.
+"""Robust image and mask reading (method §8.1): the one place that decodes data files.
 
 VOC, SBD and COCO hold JPEGs in every colour mode (grayscale, CMYK, the odd palette or RGBA file) and
 masks as palette PNGs whose palette *indices* are class ids (255 = void). ``read_rgb`` converts every

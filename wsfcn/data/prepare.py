@@ -1,4 +1,4 @@
-"""Download and prepare stages by dataset name (METHOD §8.1): sources → lists, labels, index, summary.
+"""Download and prepare stages by dataset name (method §8.1): sources → lists, labels, index, summary.
 
 ``download_dataset`` and ``prepare_dataset`` are the two functions that read ``DataParams``. The
 prepared folder ``<data.root>/<data.name>/`` holds (the contract the Dataset classes read):

@@ -1,4 +1,4 @@
-"""MS COCO 2014 class-index masks and lists (METHOD §8.1; the authors' script is not in their repo).
+"""MS COCO 2014 class-index masks and lists (method §8.1; the authors' script is not in their repo).
 
 Layout: ``train2014/``, ``val2014/`` (``COCO_<split>2014_<12-digit id>.jpg``) and
 ``annotations/instances_{train,val}2014.json``. Ids are the 12-digit image ids; masks are written to

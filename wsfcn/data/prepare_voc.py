@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 + SBD augmentation lists (METHOD §8.1); also reads the synthetic set's VOC layout.
+"""PASCAL VOC 2012 + SBD augmentation lists (method §8.1); also reads the synthetic set's VOC layout.
 
 Official layouts: ``VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}`` and
 ``benchmark_RELEASE/dataset/{img,cls,train.txt,val.txt}``. SBD ``cls/<id>.mat`` (struct ``GTcls``,

@@ -1,6 +1,6 @@
 """Embedded synthetic WSSS benchmark: 8 shape classes on cluttered backgrounds, in VOC layout.
 
-Used by tests, smoke runs and CI in place of PASCAL VOC (METHOD §8.1 layout: JPEG images, palette
+Used by tests, smoke runs and CI in place of PASCAL VOC (method §8.1 layout: JPEG images, palette
 PNG class masks with a 255 band on object borders, ``ImageSets/Segmentation/<split>.txt``).
 Design facts (object radius 0.18-0.38 of the side, >= 45% of each object visible, hue shared by
 class pairs, background clutter) come from ``SYNTHETIC.md``. Drawing: ``synthetic_draw``.

@@ -1,4 +1,4 @@
-"""Joint image/mask transforms: the training augmentation of METHOD §6.2 and the eval transform.
+"""Joint image/mask transforms: the training augmentation of method §6.2 and the eval transform.
 
 Training: RandomResizedCrop(crop, scale=(scale_min, scale_max), ratio=(3/4, 4/3)) squashed to
 ``crop x crop`` (bicubic image, nearest mask), horizontal flip p=0.5, ColorJitter(0.3, 0.3, 0.3,
@@ -122,7 +122,7 @@ def _finish(image: np.ndarray | Image.Image, mask: np.ndarray | Image.Image):
 
 
 class TrainTransform:
-    """METHOD §6.2 augmentation; each step switchable.
+    """method §6.2 augmentation; each step switchable.
 
     Call with ``image`` (H, W, 3) uint8, ``mask`` (H, W) uint8 and a Generator; returns
     ``(image (3, S, S) normalised, image_raw (3, S, S) in [0, 1], mask (S, S) int64)``.

@@ -1,4 +1,4 @@
-"""Score a folder of predicted masks against the ground truth (METHOD §8.2): the loop behind
+"""Score a folder of predicted masks against the ground truth (method §8.2): the loop behind
 ``pipeline/evaluate.py``.
 
 PNGs are decoded in a thread pool (Pillow's decoder releases the GIL) and each image's confusion

@@ -1,4 +1,4 @@
-"""Segmentation metrics: confusion matrix, IoU, mIoU, PixAcc (METHOD §8.2).
+"""Segmentation metrics: confusion matrix, IoU, mIoU, PixAcc (method §8.2).
 
 ``M[gt, pred]`` counts every non-void pixel (ground truth 255 is skipped), accumulated with one
 vectorised ``np.bincount`` per image, which gives exactly the authors' per-pixel loop.
@@ -7,7 +7,7 @@ vectorised ``np.bincount`` per image, which gives exactly the authors' per-pixel
 * A class absent from both the ground truth and the prediction has ``TP + FN + FP = 0``: its IoU is
   NaN and it is left out of every mean (``nanmean``). A class predicted but absent from the ground
   truth has IoU 0 and *does* count.
-* ``miou`` is the mean over all classes with background (the paper's number, METHOD §8.2);
+* ``miou`` is the mean over all classes with background (the paper's number, method §8.2);
   ``miou_fg`` is the mean over the foreground classes only (the first line the authors print).
 * ``pixacc = Σ TP / Σ (TP + FN)``: correct non-void pixels over all non-void pixels.
 """

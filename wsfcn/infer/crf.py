@@ -1,11 +1,11 @@
-"""Dense CRF post-processing (METHOD §7 step 7), run across the cores in a process pool.
+"""Dense CRF post-processing (method §7 step 7), run across the cores in a process pool.
 
 The CRF input replaces the merged background by ``(1 - max_c fg_c) ** bg_pow`` (``bg_pow`` 5, which
 differs from the no-CRF path), the unary is ``-log(clip(p, 1e-5, 1))``, the pairwise terms are a
 Gaussian (sxy 3, compat 3) and a bilateral (sxy 30 for WS-FCN, 80 for the baseline; srgb 13,
 compat 10) on the uint8 RGB image, and 10 mean-field iterations are run before the argmax.
 
-pydensecrf is single-threaded and strict about its buffers (STACK §5): the unary must be float32
+pydensecrf is single-threaded and strict about its buffers (stack §5): the unary must be float32
 and C-contiguous, the image uint8, C-contiguous *and writable*; both are copied here as needed.
 """
 

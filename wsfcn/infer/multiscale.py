@@ -1,4 +1,4 @@
-"""Multi-scale + flip inference for one image (METHOD §7), done right.
+"""Multi-scale + flip inference for one image (method §7), done right.
 
 For every scale ``s`` the uint8 image is resized to ``(round(W·s), round(H·s))`` (bicubic),
 ImageNet-normalised, optionally mirrored, and (``pad_size > 0``) padded **centred** with zeros
@@ -128,7 +128,7 @@ def predict_image(
     gt_labels: Sequence[int] | None = None,
     return_scores: bool = False,
 ) -> tuple[np.ndarray, list[int]] | tuple[np.ndarray, list[int], np.ndarray]:
-    """Class probabilities of one image from all scales x flips (METHOD §7).
+    """Class probabilities of one image from all scales x flips (method §7).
 
     Args:
         model: eval-mode model, ``model(images) -> (scores (B, C-1), masks (B, C, h, w))``.

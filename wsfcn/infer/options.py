@@ -1,8 +1,8 @@
-"""Typed inference and CRF options (METHOD §7): what ``infer.*`` and ``eval.crf_params.*`` mean at run time.
+"""Typed inference and CRF options (method §7): what ``infer.*`` and ``eval.crf_params.*`` mean at run time.
 
 ``InferOptions.from_params`` and ``CRFOptions.from_params`` are the only places these params are read;
 ``predict_image``, ``predict_split``, the CRF pool, ``wsfcn segment`` and the sweep take the objects.
-Defaults are those of :mod:`wsfcn.config` (METHOD §7: scales 1/0.5/1.5/2 with flip, fp cut 0.1,
+Defaults are those of :mod:`wsfcn.config` (method §7: scales 1/0.5/1.5/2 with flip, fp cut 0.1,
 background 0.25; CRF 10 iterations, Gaussian 3/3, bilateral 30/13/10, background power 5).
 """
 
@@ -59,7 +59,7 @@ DEFAULT_INFER = InferOptions()
 
 @dataclass(frozen=True)
 class CRFOptions:
-    """Dense CRF settings (METHOD §7 step 7); bilateral sxy 30 is WS-FCN's (80 for the baseline)."""
+    """Dense CRF settings (method §7 step 7); bilateral sxy 30 is WS-FCN's (80 for the baseline)."""
 
     iterations: int = _CRF.iterations
     gauss_sxy: float = _CRF.gauss_sxy

@@ -1,4 +1,4 @@
-"""Predict a whole split to files (METHOD §7 steps 6 and 10): the loop behind ``pipeline/infer.py``.
+"""Predict a whole split to files (method §7 steps 6 and 10): the loop behind ``pipeline/infer.py``.
 
 Layout of ``out_dir``:
 

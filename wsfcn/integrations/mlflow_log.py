@@ -1,4 +1,4 @@
-"""MLflow tracking of training runs (STACK §3: MLflow 3.17 with a sqlite store).
+"""MLflow tracking of training runs (stack §3: MLflow 3.17 with a sqlite store).
 
 One MLflow experiment per ``experiments/*.yaml`` file (or ``tracking.experiment``), one MLflow
 run per training run: every parameter under its dotted name, per-epoch metrics at

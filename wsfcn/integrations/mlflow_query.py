@@ -1,4 +1,5 @@
-"""Read runs back from MLflow as the DataFrame ``wsfcn.report.tables`` expects (its logging contract).
+"""Read runs back from MLflow as the run frame ``wsfcn.report.runs`` describes (the logging contract of
+``wsfcn.report.contract``).
 
 Uses an ``MlflowClient`` bound to ``uri`` (the global tracking URI is left alone) and pages through
 every run of the named experiments. Missing experiments, or a sqlite file that does not exist yet, give
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wsfcn.report.tables import empty_runs
+from wsfcn.report.runs import empty_runs
 
 
 def search_runs(uri: str, experiment_names: list[str]) -> pd.DataFrame:

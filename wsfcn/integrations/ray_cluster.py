@@ -1,4 +1,4 @@
-"""Joining or starting a Ray cluster (STACK §1-2: Ray 2.60), and the CPUs Ray granted this process.
+"""Joining or starting a Ray cluster (stack §1-2: Ray 2.60), and the CPUs Ray granted this process.
 
 ``start_ray`` is the one place Ray is initialised, for Ray Train runs and Ray Tune sweeps alike: it
 joins ``address`` (or ``RAY_ADDRESS``) or starts a local cluster over this machine's cores, cheaply

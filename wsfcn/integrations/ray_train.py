@@ -1,4 +1,4 @@
-"""Ray Train launcher (STACK §1: Ray 2.60, Train V2): one ``TorchTrainer`` for training and sweeps.
+"""Ray Train launcher (stack §1: Ray 2.60, Train V2): one ``TorchTrainer`` for training and sweeps.
 
 :func:`launch_torch_trainer` runs a training callable (``fit(params, *, report, resume,
 resume_from, quiet)``, :func:`wsfcn.train.loop.fit`) on ``train.num_workers`` workers: DDP over
@@ -35,8 +35,8 @@ from wsfcn.integrations.ray_cluster import (
 )
 from wsfcn.params_io import params_from_dict, params_to_dict
 from wsfcn.train.loop import NonFiniteLossError, repair_best
+from wsfcn.units import Report
 
-Report = Callable[[dict], None]
 Fit = Callable[..., Any]
 CKPT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -77,6 +77,20 @@ class RayReporter:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def restore_best(folder: Path, out_dir: Path) -> bool:
+    """Before resuming from the Ray checkpoint in ``folder``: put the ``best.pt`` rank 0 attached to it
+    into ``out_dir`` unless ``out_dir`` holds the run's own ``last.pt`` and ``best.pt`` (a worker group
+    restarted on another node finds neither there). The selected epoch (method §6.1) then survives the
+    move, and the next checkpoint carries it on. True if it was put in place."""
+    best, target = folder / BEST_NAME, out_dir / BEST_NAME
+    if not best.is_file() or (target.is_file() and (out_dir / "last.pt").is_file()):
+        return False
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, target.with_suffix(".restored"))
+    os.replace(target.with_suffix(".restored"), target)
+    return True
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body: threads, device, reporters, resume point, then ``config["fit"]``."""
     import ray.train
@@ -104,6 +118,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             fit(params, report=chain(*reporters), resume=config["resume"], quiet=quiet)
             return
         with checkpoint.as_directory() as folder:
+            if ctx.get_world_rank() == 0:
+                restore_best(Path(folder), Path(params.train.out_dir))
             fit(
                 params,
                 report=chain(*reporters),
@@ -199,7 +215,7 @@ def fetch_last(checkpoint: Any, last: str | Path, fingerprint: str, *, code: str
     Rank 0 wrote ``last.pt`` on its own node; when the driver runs elsewhere that file is missing
     here or older than the run's latest Ray ``checkpoint`` (on ``train.storage``), which is then
     downloaded (``Checkpoint.to_directory``) and put in its place, with the ``best.pt`` rank 0 attached
-    to the same Ray checkpoint (METHOD §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
+    to the same Ray checkpoint (method §6.1 selection, possibly an earlier epoch). A local ``last.pt`` that
     already holds ``epochs`` epochs (the one-machine case) is kept without downloading anything.
     """
     from wsfcn.checkpoints import newest_resumable

@@ -1,4 +1,4 @@
-"""Ray Tune grid runner (STACK §2: Ray 2.60, Train V2): named trials, each a call of one body.
+"""Ray Tune grid runner (stack §2: Ray 2.60, Train V2): named trials, each a call of one body.
 
 The sweep (:mod:`wsfcn.sweep.driver`) decides what a trial does and what it needs; this module only
 runs it under Tune: ``body(trial_id, report)`` inside a function trainable with
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Report = Callable[[dict], None]
+from wsfcn.units import Report
+
 Body = Callable[[str, Report], dict]
 
 

@@ -1,4 +1,4 @@
-"""Mask decoder ``last_conv`` (METHOD §3.5; identical in the baseline).
+"""Mask decoder ``last_conv`` (method §3.5; identical in the baseline).
 
 3×3 conv → BN → ReLU → Dropout(0.5) → 3×3 conv → BN → ReLU → Dropout(0.1) → 1×1 conv to the
 foreground classes. Kept as an ``nn.Sequential`` so its state-dict indices (0, 1, 4, 5, 8) equal

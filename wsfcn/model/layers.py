@@ -1,6 +1,6 @@
 """Small building blocks shared by the context and fusion modules.
 
-* :class:`FrozenStatsBatchNorm2d`: the context modules' BN (METHOD §2.3). The official code calls
+* :class:`FrozenStatsBatchNorm2d`: the context modules' BN (method §2.3). The official code calls
   ``_fix_running_stats`` on the ASPP / FCA once and keeps those BNs in eval mode for the whole of
   training while their γ and β stay trainable. Running stats keep their initial values (0, 1), so the
   layer is a learnable affine ``γ·x/√(1+eps) + β`` until a checkpoint loads other statistics.

@@ -1,4 +1,4 @@
-"""Loss functions (METHOD §5): multi-label classification loss and the class-balanced mask CE."""
+"""Loss functions (method §5): multi-label classification loss and the class-balanced mask CE."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PAMR: pixel-adaptive mask refinement (METHOD §5; Araslanov & Roth, CVPR 2020).
+"""PAMR: pixel-adaptive mask refinement (method §5; Araslanov & Roth, CVPR 2020).
 
 Parameter-free. Affinities come from local colour differences at several dilations, normalised
 by the local colour standard deviation; the mask is then repeatedly replaced by the

@@ -1,4 +1,4 @@
-"""Pseudo ground truth from refined masks (METHOD §5, ``pseudo_gtmask`` of 1-stage-wseg)."""
+"""Pseudo ground truth from refined masks (method §5, ``pseudo_gtmask`` of 1-stage-wseg)."""
 
 from __future__ import annotations
 

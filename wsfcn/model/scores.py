@@ -1,4 +1,4 @@
-"""Masks and classification scores from decoder logits (METHOD §5, 1-stage-wseg).
+"""Masks and classification scores from decoder logits (method §5, 1-stage-wseg).
 
 A constant background logit (1, not learned) is prepended to the foreground logits, a softmax
 over all classes gives the masks, and the class score is the normalised global weighted pooling

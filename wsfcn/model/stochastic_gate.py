@@ -1,4 +1,4 @@
-"""Stochastic gate (SG) between the deep and shallow streams (METHOD §3.4; 1-stage-wseg)."""
+"""Stochastic gate (SG) between the deep and shallow streams (method §3.4; 1-stage-wseg)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class StochasticGate(nn.Module):
 
     Training: draw m ∈ {0,1} element-wise with P(m=1) = 1 − ψ and return
     ``m·(x1 − ψ·x2)/(1 − ψ) + (1 − m)·x2``, whose expectation is x1. A fresh mask is drawn
-    with each batch's shape (the authors cache the first batch's shape; METHOD §3.4).
+    with each batch's shape (the authors cache the first batch's shape; method §3.4).
     Eval: ``(1 − ψ)·x1 + ψ·x2`` (deliberately not the training expectation, as in the code).
     """
 

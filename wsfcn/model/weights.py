@@ -1,4 +1,4 @@
-"""Reading and converting weight files (METHOD §2.1-2.2 ImageNet inits, §6.1 the released checkpoint).
+"""Reading and converting weight files (method §2.1-2.2 ImageNet inits, §6.1 the released checkpoint).
 
 Every file is read with ``torch.load(..., weights_only=True)``. Nothing is ignored silently:
 each key of a file ends up loaded, dropped (with a stated reason) or reported as unexpected, and
@@ -100,7 +100,7 @@ OFFICIAL_PREFIX_MAP = (
     ("last_conv.", "decoder."),
 )
 OFFICIAL_DROPPED = (
-    (re.compile(r"^fca\.fca\d+\.bn\."), "FCA branch BN that the official forward never uses (METHOD §3.1)"),
+    (re.compile(r"^fca\.fca\d+\.bn\."), "FCA branch BN that the official forward never uses (method §3.1)"),
     (re.compile(r"^_aff\."), "PAMR's fixed kernels, recomputed in code"),
 )
 
@@ -281,7 +281,7 @@ def official_backbone(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def official_backbone_modules(backbone: str) -> frozenset[str]:
-    """Top-level module names of ``backbone`` (our names = the authors' ones, METHOD §2)."""
+    """Top-level module names of ``backbone`` (our names = the authors' ones, method §2)."""
     if backbone == "resnet38":
         return OFFICIAL_BACKBONE_MODULES
     from wsfcn.model.backbones import BACKBONES
@@ -299,7 +299,7 @@ def convert_official_checkpoint(
     reference: Mapping[str, torch.Tensor] | None = None,
     backbone: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Map the released WS-FCN checkpoint's keys to ours (a prefix map, METHOD §6.1).
+    """Map the released WS-FCN checkpoint's keys to ours (a prefix map, method §6.1).
 
     Backbone ``X`` -> ``backbone.X``; ``fca.*`` -> ``context.*``; ``align1.*`` -> ``fusion.align.*``;
     ``sf2.*`` -> ``fusion.sf2.*``; ``last_conv.N.*`` -> ``decoder.N.*``. ``fca.fcaN.bn.*`` and

@@ -1,4 +1,4 @@
-"""The WS-FCN network (METHOD §1): backbone → context → fusion → stochastic gate → decoder.
+"""The WS-FCN network (method §1): backbone → context → fusion → stochastic gate → decoder.
 
 The same class assembles the 1-stage-wseg baseline (ASPP context, skip + GCI fusion) and every
 Table I/II variant; the parts are injected, so tests can build a model from toy modules.
@@ -24,7 +24,7 @@ _LOSS, _MODEL = LossParams(), ModelParams()  # the one source of these defaults:
 
 
 class SelfTraining(NamedTuple):
-    """Numbers of the scores, PAMR and pseudo-label steps (METHOD §5, §9); defaults from ``LossParams``."""
+    """Numbers of the scores, PAMR and pseudo-label steps (method §5, §9); defaults from ``LossParams``."""
 
     bg_logit: float = _MODEL.bg_logit
     focal_p: float = _LOSS.focal_p
@@ -76,7 +76,7 @@ class WSFCN(nn.Module):
         self.self_training = self_training or SelfTraining()
 
     def new_layers(self) -> list[nn.Module]:
-        """The head modules trained from scratch (higher learning rate, METHOD §6.1)."""
+        """The head modules trained from scratch (higher learning rate, method §6.1)."""
         return [self.context, self.fusion, self.decoder]
 
     def foreground_logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,7 @@ class WSFCN(nn.Module):
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Parameters after ``model.train()`` (METHOD §11: Params (M) = trainable parameters / 1e6)."""
+    """Parameters after ``model.train()`` (method §11: Params (M) = trainable parameters / 1e6)."""
     was_training = model.training
     model.train()
     total = sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

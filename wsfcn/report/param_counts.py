@@ -1,4 +1,4 @@
-"""Trainable parameter counts of an experiments file's runs (METHOD §11: the Params column of Tables I/II)."""
+"""Trainable parameter counts of an experiments file's runs (method §11: the Params column of Tables I/II)."""
 
 from __future__ import annotations
 

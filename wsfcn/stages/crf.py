@@ -27,7 +27,7 @@ class CRFResult:
 def crf(
     params: Params, *, out: str | Path | None = None, processes: int | None = None, quiet: bool = False
 ) -> CRFResult:
-    """Dense CRF (METHOD §7.7) on infer's saved probabilities into ``out`` (``<eval.out_dir>/crf_masks``).
+    """Dense CRF (method §7.7) on infer's saved probabilities into ``out`` (``<eval.out_dir>/crf_masks``).
 
     With ``eval.crf`` false only the (empty) folder is made. ``processes`` None:
     ``eval.crf_params.processes``.

@@ -28,7 +28,7 @@ class EvalResult:
 
     @property
     def miou(self) -> float:
-        """mIoU in percent (METHOD §8.2)."""
+        """mIoU in percent (method §8.2)."""
         return 100.0 * self.metrics["miou"]
 
     @property
@@ -45,7 +45,7 @@ def default_predictions(params: Params) -> Path:
 def evaluate(
     params: Params, *, pred: str | Path | None = None, workers: int = 0, figures: bool = True
 ) -> EvalResult:
-    """Score a prediction folder (``masks/`` + ``summary.json``) against the ground truth (METHOD §8.2).
+    """Score a prediction folder (``masks/`` + ``summary.json``) against the ground truth (method §8.2).
 
     Writes ``metrics.json``, ``per_class.csv``/``.json``, ``confusion.csv`` (and, with ``figures``,
     ``confusion.png``, ``iou.png``) to ``eval.out_dir``. A missing or mis-sized prediction, or a split

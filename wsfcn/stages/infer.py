@@ -23,7 +23,7 @@ class InferResult:
 def infer(
     params: Params, *, device: str | None = None, batch_size: int = 0, quiet: bool = False
 ) -> InferResult:
-    """Predict ``infer.split`` with ``infer.*`` from ``infer.checkpoint`` (METHOD §7) into ``infer.out_dir``.
+    """Predict ``infer.split`` with ``infer.*`` from ``infer.checkpoint`` (method §7) into ``infer.out_dir``.
 
     ``device`` None: ``train.device`` (auto: CUDA when present). A skipped image is listed in the
     result (and ``summary.json``), never silently dropped.

@@ -33,7 +33,7 @@ def tables(
     save_runs: str | Path | None = None,
     runs_csv: str | Path | list[str | Path] | None = None,
 ) -> TablesResult:
-    """The MLflow runs of each experiments file → ``tables.out_dir/table{N}.{md,tex,csv}`` (METHOD §12).
+    """The MLflow runs of each experiments file → ``tables.out_dir/table{N}.{md,tex,csv}`` (method §12).
 
     ``pipeline_metrics`` (evaluate's metrics.json of a ``dvc repro``) adds this pipeline's own result as
     the rows its params reproduce. ``save_runs``: also write the run rows the tables came from (the

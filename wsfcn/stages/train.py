@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,7 @@ from typing import Any
 from wsfcn.code_version import training_code_fingerprint
 from wsfcn.config import Params
 from wsfcn.params_io import absolute_paths, fingerprint
-from wsfcn.units import in_percent
-
-Report = Callable[[dict], None]
+from wsfcn.units import Report, in_percent
 
 # numbers of the last epoch (and the best epoch's val_*) that the train stage's metrics.json keeps
 SUMMARY_KEYS = ("loss", "loss_cls", "loss_mask", "mAP", "images_per_s", "val_mIoU", "val_pixacc", "val_mAP",

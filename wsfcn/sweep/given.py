@@ -1,7 +1,7 @@
 """A checkpoint the sweep evaluates without training it (``pipeline/ablate.py --checkpoint FILE``).
 
 Every trial predicts from FILE (its ``infer.checkpoint``), and its MLflow child is tagged so the tables
-keep it apart from trained runs (the logging contract of :mod:`wsfcn.report.tables`):
+keep it apart from trained runs (the logging contract of :mod:`wsfcn.report.contract`):
 ``wsfcn.trained_by_sweep=false``, ``wsfcn.checkpoint`` (FILE, absolute), ``wsfcn.checkpoint.sha256``
 (of FILE) and the checkpoint's provenance record as ``wsfcn.checkpoint.<key>`` (a converted release:
 ``source``, ``source_sha256``, ``note`` ...). ``n_params`` is counted on the loaded model.
@@ -9,22 +9,14 @@ keep it apart from trained runs (the logging contract of :mod:`wsfcn.report.tabl
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsfcn.report.tables import CHECKPOINT_TAG, TRAINED_BY_SWEEP_TAG, provenance_key
+from wsfcn.infer.manifest import file_sha256
+from wsfcn.report.contract import CHECKPOINT_TAG, TRAINED_BY_SWEEP_TAG, provenance_key
 
 NOT_CONVERTED = "a wsfcn checkpoint given to the sweep (trained elsewhere)"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Cores that no trial will take again go to the trials still running (issue 14).
+"""Cores that no trial will take again go to the trials still running.
 
 Tune gives each in-process trial a fixed share of a node (one core of two, say). Once every trial
 of the sweep has started, a core freed by a finished trial stays idle to the end; a trial that

@@ -1,8 +1,8 @@
-"""Ablation sweeps (Tables I-V, METHOD §12): an experiments file's runs × seeds as trials.
+"""Ablation sweeps (Tables I-V, method §12): an experiments file's runs × seeds as trials.
 
 A sweep is one ``experiments/*.yaml`` at one setting (``embedded`` by default, ``paper`` on real
 data). Each (run, seed) is a trial: train, predict ``infer.split`` from the best checkpoint
-(``infer.*``), dense CRF when ``eval.crf``, evaluate (METHOD §8.2), and log one MLflow child run
+(``infer.*``), dense CRF when ``eval.crf``, evaluate (method §8.2), and log one MLflow child run
 following the contract of :mod:`wsfcn.report.tables` under the sweep's parent run (tag
 ``wsfcn.sweep=<experiment>/<setting>``). A trial's files live in
 ``outputs/sweeps/<experiment>/<setting>/<run>-s<seed>/{train,infer,eval}``; runs whose training
@@ -41,7 +41,7 @@ from wsfcn.experiments import Experiment
 from wsfcn.integrations.mlflow_log import resolve_uri
 from wsfcn.integrations.mlflow_sweep import PARENT_TAG, SWEEP_TAG, ChildRun
 from wsfcn.params_io import digest, fingerprint, inactive_keys, params_from_dict, without_keys
-from wsfcn.report.tables import TRAINED_BY_SWEEP_TAG
+from wsfcn.report.contract import TRAINED_BY_SWEEP_TAG, run_tags
 
 HASH_TAG = "wsfcn.trial_hash"
 # How a trial runs, not what it computes: left out of the trial hash.
@@ -156,7 +156,7 @@ def expand_trials(
     root = Path(root or Path.cwd()).resolve()
     given, given_sha = "", ""
     if checkpoint:
-        from wsfcn.sweep.given import file_sha256
+        from wsfcn.infer.manifest import file_sha256
 
         given = _absolute(str(checkpoint), root)
         if not Path(given).is_file():
@@ -247,13 +247,10 @@ def count_outcomes(outcomes: Iterable[TrialOutcome]) -> dict[str, int]:
 
 
 def child_tags(spec: TrialSpec, params: Params) -> dict[str, str]:
-    """The logging contract's tags (wsfcn.report.tables) plus the sweep's parent / trial bookkeeping."""
+    """The logging contract's tags (:mod:`wsfcn.report.contract`) plus the sweep's parent / trial
+    bookkeeping."""
     return {
-        "wsfcn.experiment": spec.experiment,
-        "wsfcn.run": spec.run,
-        "wsfcn.setting": spec.setting,
-        "wsfcn.seed": str(spec.seed),
-        "wsfcn.dataset": params.data.name,
+        **run_tags(spec.experiment, spec.run, spec.setting, spec.seed, params.data.name),
         "wsfcn.trial": spec.trial_id,
         HASH_TAG: spec.trial_hash,
         SWEEP_TAG: f"{spec.experiment}/{spec.setting}",

@@ -1,4 +1,4 @@
-"""What one sweep trial asks of the Ray cluster (STACK §2), and whether the cluster can give it.
+"""What one sweep trial asks of the Ray cluster (stack §2), and whether the cluster can give it.
 
 * ``train.num_workers == 0``: the trial trains in its own process with ``cpu`` = 1 (or
   cores / ``--max-concurrent``) and a GPU when it trains on CUDA; torch uses that many threads.
@@ -15,7 +15,7 @@ import math
 from wsfcn.config import ConfigError, Params
 from wsfcn.sweep.plan import TrialSpec
 
-TRIAL_CPU = 0.01  # the trial driver of a Train-inside-Tune trial (STACK §2)
+TRIAL_CPU = 0.01  # the trial driver of a Train-inside-Tune trial (stack §2)
 
 
 def wants_gpu(params: Params, gpus: float) -> bool:

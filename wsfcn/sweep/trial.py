@@ -3,7 +3,7 @@
 ``run_trial`` is the body of a Ray Tune trial and also runs without Ray. It calls the same stage
 functions as ``pipeline/*.py`` (:mod:`wsfcn.stages`), in one process: train (or reuse a finished
 training with equal params, under a file lock), predict ``infer.split`` from ``infer.checkpoint``
-(METHOD §7), dense CRF when ``eval.crf``, evaluate (METHOD §8.2; mIoU and PixAcc logged in
+(method §7), dense CRF when ``eval.crf``, evaluate (method §8.2; mIoU and PixAcc logged in
 percent). A skipped image or a failed CRF is an error naming the folder, never a lower score.
 ``prepare_data`` runs the download and prepare stages once per distinct ``data`` section, in the
 driver, before trials start.

@@ -2,7 +2,7 @@
 
 One row per image of a fixed validation batch, written as a PNG every ``train.figure_every``
 epochs. The CAM column overlays the strongest foreground mask (max over the present classes of
-the softmax masks, METHOD §5) on the image; the other columns use the PASCAL VOC palette, with
+the softmax masks, method §5) on the image; the other columns use the PASCAL VOC palette, with
 void / ignored pixels (255) in its cream colour.
 """
 

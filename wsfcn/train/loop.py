@@ -1,4 +1,4 @@
-"""The training loop as plain functions (METHOD §1 one step, §5 total loss, §6.1 schedule and selection).
+"""The training loop as plain functions (method §1 one step, §5 total loss, §6.1 schedule and selection).
 
 ``fit`` runs in the calling process. Under ``torch.distributed`` (Ray Train workers, torchrun) it
 wraps the model in DDP, splits the global batch over the ranks, and lets rank 0 validate and
@@ -48,8 +48,8 @@ from wsfcn.train.runtime import (
     seed_epoch,
     setup_runtime,
 )
+from wsfcn.units import Report
 
-Report = Callable[[dict], None]
 FIGURE_IMAGES = 4
 
 
@@ -96,7 +96,7 @@ class FitResult:
 def step_loss(
     loss_cls: torch.Tensor, loss_mask: torch.Tensor, *, use_mask: bool, mask_weight: float
 ) -> torch.Tensor:
-    """METHOD §5: ``L = L_cls + [epoch >= PRETRAIN] · mask_weight · L_mask``."""
+    """method §5: ``L = L_cls + [epoch >= PRETRAIN] · mask_weight · L_mask``."""
     return loss_cls.float() + mask_weight * loss_mask.float() if use_mask else loss_cls.float()
 
 
@@ -403,7 +403,7 @@ def repair_best(best: Path, source: Path, state: dict) -> None:
 
 
 def select_best(state: dict, entry: dict, tp: TrainParams) -> bool:
-    """METHOD §6.1: after PRETRAIN keep the best validation score (ties → later epoch).
+    """method §6.1: after PRETRAIN keep the best validation score (ties → later epoch).
 
     ``select_by: last`` (embedded) keeps every self-training epoch, so best.pt is the last one.
 
@@ -526,9 +526,10 @@ def fit(
     resume_from: Sequence[str | Path] = (),
     quiet: bool = False,
 ) -> FitResult:
-    """Train ``params`` for ``train.epochs`` epochs; ``report(dict)`` gets ``n_params`` once, then each epoch.
+    """Train ``params`` for ``train.epochs`` epochs; ``report(dict)`` gets ``n_params`` and ``world_size``
+    (the processes training together) once, then each epoch.
 
-    Files (rank 0): ``<train.out_dir>/last.pt`` every epoch, ``best.pt`` (METHOD §6.1 choice;
+    Files (rank 0): ``<train.out_dir>/last.pt`` every epoch, ``best.pt`` (method §6.1 choice;
     a copy of ``last.pt`` until PRETRAIN ends), ``figures/epoch_XXX.png``. With ``resume`` the
     newest checkpoint among ``resume_from`` and ``last.pt`` whose params fingerprint matches
     is continued. A non-finite loss raises :class:`NonFiniteLossError` and leaves the last good
@@ -538,7 +539,7 @@ def fit(
     fit_ = _build(params, rt, report, quiet)
     start = _resume(fit_, [*resume_from, fit_.out_dir / "last.pt"]) if resume else 0
     _wrap(fit_)
-    report({"n_params": fit_.state["n_params"]})
+    report({"n_params": fit_.state["n_params"], "world_size": fit_.rt.world})  # world: torch.distributed
     epoch = start
     try:
         for epoch in range(start + 1, params.train.epochs + 1):

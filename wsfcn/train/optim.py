@@ -1,4 +1,4 @@
-"""SGD with the four parameter groups of the official code (METHOD §6.1).
+"""SGD with the four parameter groups of the official code (method §6.1).
 
 * backbone weights: ``lr``, with weight decay;
 * backbone biases: ``2·lr``, no weight decay (empty for ResNet-38);

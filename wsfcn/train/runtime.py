@@ -1,6 +1,6 @@
 """Training runtime: device and ranks, determinism, per-epoch seeding, data loaders, small metrics.
 
-Helpers of :mod:`wsfcn.train.loop` (METHOD §6.1: batch 16 shuffled with ``drop_last``). The batch
+Helpers of :mod:`wsfcn.train.loop` (method §6.1: batch 16 shuffled with ``drop_last``). The batch
 size is global and split over ``torch.distributed`` ranks with a ``DistributedSampler``; every
 random stream of epoch ``e`` is seeded from ``(seed, e, rank)`` so that a resumed run repeats it.
 """

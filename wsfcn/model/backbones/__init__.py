@@ -1,4 +1,4 @@
-"""Backbone registry (METHOD §2): config name -> class, and the one builder that instantiates it."""
+"""Backbone registry (method §2): config name -> class, and the one builder that instantiates it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ BACKBONES: dict[str, type[Backbone]] = {
 def build_backbone(name: str, *, freeze: bool = True, **options: Any) -> Backbone:
     """Instantiate backbone ``name`` (options go to its constructor, e.g. ``output_stride`` for vgg16).
 
-    With ``freeze`` (default) the method's fixed layers and BNs are frozen right away (METHOD §2.3);
+    With ``freeze`` (default) the method's fixed layers and BNs are frozen right away (method §2.3);
     call ``.train()`` / ``.eval()`` as usual afterwards, frozen BNs stay in eval mode.
     """
     if name not in BACKBONES:

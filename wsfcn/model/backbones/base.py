@@ -1,4 +1,4 @@
-"""The interface every backbone implements (METHOD §2).
+"""The interface every backbone implements (method §2).
 
 A backbone maps a normalised image batch to two feature maps: ``low`` (stride 4, the input of
 the fusion module) and ``deep`` (stride 8 or 16, the input of the context module). Parameters

@@ -1,6 +1,6 @@
 """MiniResNet: a small pre-activation ResNet for CPU runs on the 96×96 synthetic benchmark.
 
-Not in the paper. It mirrors ResNet-38's interface at toy scale (METHOD §2.1 layout): a stride-2
+Not in the paper. It mirrors ResNet-38's interface at toy scale (method §2.1 layout): a stride-2
 stem conv, pre-activation blocks, ``low`` = the raw output of the stride-4 block (64 ch) and
 ``deep`` = BN→ReLU of a dilated stride-8 stage (256 ch). It trains from scratch, so nothing is
 frozen: ``freeze()`` is a no-op and its BNs use batch statistics in training.

@@ -1,4 +1,4 @@
-"""WideResNet-38 backbone, output stride 8 (METHOD §2.1; the paper's backbone for every number).
+"""WideResNet-38 backbone, output stride 8 (method §2.1; the paper's backbone for every number).
 
 A pre-activation wide ResNet ("model A1" of Wu et al., ImageNet weights converted from mxnet).
 Module names equal the official ones (``conv1a``, ``b2`` … ``b7``, ``bn7``; inside a block

@@ -1,4 +1,4 @@
-"""ResNet-50 / ResNet-101 backbones, output stride 16 (METHOD §2.2; baseline option, not in the paper).
+"""ResNet-50 / ResNet-101 backbones, output stride 16 (method §2.2; baseline option, not in the paper).
 
 torchvision's bottleneck ResNet (stride on the 3×3 conv) with parameter names identical to
 torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1`` … ``layer1.0.downsample.0``), so the

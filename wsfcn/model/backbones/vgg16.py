@@ -1,4 +1,4 @@
-"""VGG16 backbone in the DeepLab layout (METHOD §2.2; supported by the baseline, not in the paper).
+"""VGG16 backbone in the DeepLab layout (method §2.2; supported by the baseline, not in the paper).
 
 Conv layers with biases and no BN. pool1-3 are 3×3/s2/p1, pool4 is 3×3/s1, conv5_x use dilation 2,
 then fc6 (3×3 conv 512→1024) → ReLU → Dropout2d(0.5) → fc7 (1×1 conv 1024→1024) → ReLU.

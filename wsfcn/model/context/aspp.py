@@ -1,9 +1,9 @@
-"""ASPP: the baseline's context module (1-stage-wseg, Table I row 1; METHOD §4).
+"""ASPP: the baseline's context module (1-stage-wseg, Table I row 1; method §4).
 
 Five parallel branches on the backbone's deep features: a 1×1 conv, three 3×3 atrous convs
 (dilations 12/24/36 at output stride 8, 6/12/18 at 16), each conv → BN → ReLU, and an image-pooling
 branch (GAP → 1×1 conv → BN → ReLU → upsample). The five maps are concatenated (5·out channels) and
-fused by 1×1 conv → BN → ReLU → Dropout(0.5). Every BN has frozen running statistics (METHOD §2.3).
+fused by 1×1 conv → BN → ReLU → Dropout(0.5). Every BN has frozen running statistics (method §2.3).
 At 4096 → 256: 30,739,456 parameters.
 
 :class:`AtrousBranch` and :class:`ImagePooling` are reused by FCA (its image-pooling branch, and the

@@ -1,4 +1,4 @@
-"""FCA: Flexible Context Aggregation = MCLM + SRM (paper §III-B, Eq. 1-6; METHOD §3.1, §10.1-4).
+"""FCA: Flexible Context Aggregation = MCLM + SRM (paper §III-B, Eq. 1-6; method §3.1, §10.1-4).
 
 ``form="code"`` (default) is the authors' module, which produced the released checkpoint and the
 paper's parameter counts:
@@ -21,7 +21,7 @@ state-dict keys equal the official ``fca.*`` keys. At 4096 → 256: 37,159,954 p
 per branch made of a single bias-free 1×1 conv applied to the GAP and the GMP vector (Eq. 2, shared
 between the two vectors as in CBAM), and E = 3×3 conv (no bias) → BN → ReLU on the concatenated four
 branches (Eq. 4). Choices the paper leaves open are taken from the code: bias-free
-convs, kaiming init, frozen-stats BNs (METHOD §2.3 treats all context BNs so; keeping it makes the form
+convs, kaiming init, frozen-stats BNs (method §2.3 treats all context BNs so; keeping it makes the form
 switch change only the equations), SRM kernel 3, and the output Dropout(0.5) (set ``dropout=0`` to
 drop it). At 4096 → 256: 38,273,554 parameters.
 

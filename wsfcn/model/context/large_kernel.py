@@ -1,8 +1,8 @@
-"""Large Conv: a single k×k conv, a Table II context alternative (METHOD §11 reconstruction).
+"""Large Conv: a single k×k conv, a Table II context alternative (method §11 reconstruction).
 
 7×7 conv in → out (no bias) → BN → ReLU → Dropout(0.5) in place of ASPP. At 4096 → 256:
 51,380,736 parameters, which gives the Table II total of 157.75 M. As for every context module the
-BN has frozen running statistics (METHOD §2.3) and the ASPP's output dropout is kept.
+BN has frozen running statistics (method §2.3) and the ASPP's output dropout is kept.
 """
 
 from __future__ import annotations

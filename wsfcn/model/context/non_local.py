@@ -13,7 +13,7 @@ output conv1 → BN → ReLU → Dropout) is kept at inner width in/2 (its shape
 Adding a BN on W (+8,192) or biases on θ/φ/g and W (+10,240) would leave that range.
 
 Other choices: kaiming init on every conv (as the official file, so W is not zero-initialised), and
-frozen-stats BN (METHOD §2.3). The official file normalises the softmax over the *query* index
+frozen-stats BN (method §2.3). The official file normalises the softmax over the *query* index
 (``Softmax(dim=1)`` on a (B, HW_q, HW_k) matrix); the default here is the standard softmax over keys.
 ``softmax_over="queries"`` reproduces the official variant.
 """

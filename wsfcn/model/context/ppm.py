@@ -1,4 +1,4 @@
-"""PPM: PSPNet's pyramid pooling module, a Table II context alternative (METHOD §11 reconstruction).
+"""PPM: PSPNet's pyramid pooling module, a Table II context alternative (method §11 reconstruction).
 
 For each bin size b ∈ {1, 2, 3, 6}: AdaptiveAvgPool(b) → 1×1 conv in → in/4 (no bias) → BN → ReLU →
 bilinear upsampling (align_corners=True) to the input size. The four pooled maps are concatenated
@@ -6,7 +6,7 @@ with the input (2·in channels) → 3×3 conv → out (no bias) → BN → ReLU 
 
 At 4096 → 256: 35,660,288 parameters, which gives the Table II total of 142.03 M when it replaces ASPP.
 Choices not fixed by the paper: BNs use frozen running statistics like every context module of the
-official code (METHOD §2.3; also makes the 1×1-bin branch valid at batch size 1), and the output
+official code (method §2.3; also makes the 1×1-bin branch valid at batch size 1), and the output
 Dropout(0.5) of the ASPP it replaces is kept.
 """
 

@@ -1,4 +1,4 @@
-"""Semantic alignment γ(·): flow-guided upsampling of the high-level map (paper Eq. 9-12; METHOD §3.2).
+"""Semantic alignment γ(·): flow-guided upsampling of the high-level map (paper Eq. 9-12; method §3.2).
 
 ``form="code"`` (authors' ``AlignModule(256, 128)``): ``down_h`` / ``down_l`` reduce the high / low maps
 to ``reduced_channels`` (1×1, no bias); the reduced high map is upsampled bilinearly

@@ -1,4 +1,4 @@
-"""The baseline's fusion of deep and shallow features (1-stage-wseg ``SoftMaxAE``; METHOD §4).
+"""The baseline's fusion of deep and shallow features (1-stage-wseg ``SoftMaxAE``; method §4).
 
 Deep path: ``fc8_skip`` (1×1 low → 48, no bias, BN, ReLU) on the low-level map; the context output is
 upsampled bilinearly (align_corners=True) to stride 4 and concatenated first (high + 48 channels);

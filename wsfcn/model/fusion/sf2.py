@@ -1,4 +1,4 @@
-"""SF2: Semantically consistent Feature Fusion (paper §III-C, Eq. 7-8; METHOD §3.3, §10.5).
+"""SF2: Semantically consistent Feature Fusion (paper §III-C, Eq. 7-8; method §3.3, §10.5).
 
 E denotes 3×3 conv (with bias; kaiming-normal fan_in, bias 0) → BN → ReLU; L = low-level map,
 H = aligned high-level map.

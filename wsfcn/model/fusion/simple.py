@@ -1,4 +1,4 @@
-"""Table II fusion alternatives: Summation, Multiplication, Concatenation (METHOD §11 reconstruction).
+"""Table II fusion alternatives: Summation, Multiplication, Concatenation (method §11 reconstruction).
 
 Each is SF2 (code form by default) WITHOUT the AlignModule — the high map is upsampled bilinearly
 with align_corners=True — and with the two streams meeting by ``L2 + H2``, ``L2 ⊙ H2`` or

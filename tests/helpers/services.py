@@ -2,7 +2,7 @@
 
 Each service gets a free loopback port, is started with ``start_new_session`` (its own process
 group) and is stopped by killing that group (SIGTERM, then SIGKILL): ``mlflow server`` leaves
-children (uvicorn, huey) that outlive a SIGTERM to the parent alone (STACK §3).
+children (uvicorn, huey) that outlive a SIGTERM to the parent alone (stack §3).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-OFFICIAL_KEYS = Path(__file__).parent / "data" / "official_state_dict_keys.txt"
+OFFICIAL_KEYS = Path(__file__).parents[1] / "data" / "official_state_dict_keys.txt"
 
 
 def official_shapes() -> dict[str, tuple[int, ...]]:
