@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsfcn.config import load_params
+from wsfcn.params_yaml import load_params
 from wsfcn.precision import autocast_dtype, precision_name
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from wsfcn.config import flatten, load_params
+from wsfcn.params_coerce import flatten
+from wsfcn.params_yaml import load_params
 
 
 def prepare(params, folder: Path, images: int):

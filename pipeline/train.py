@@ -16,9 +16,9 @@ import argparse
 import sys
 
 from wsfcn.arguments import add_params_arguments, params_from_args, params_path
-from wsfcn.config import parse_overrides
 from wsfcn.entry import run_entry
 from wsfcn.experiments import experiment_run_params
+from wsfcn.params_yaml import parse_overrides
 from wsfcn.stages import train as stage
 
 

@@ -32,7 +32,7 @@ def tiny_overrides(tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def tiny_params(tiny_overrides: dict[str, Any]):
     """The real params.yaml, forced tiny (``helpers.tiny.TINY``), outputs under tmp_path."""
-    from wsfcn.config import load_params
+    from wsfcn.params_yaml import load_params
 
     return load_params(PARAMS, tiny_overrides)
 

@@ -209,8 +209,8 @@ def truncated_checkpoint(root: Path) -> None:
 
 def voc_checkpoint(root: Path) -> None:
     from wsfcn.checkpoints import save_checkpoint
-    from wsfcn.config import load_params
     from wsfcn.model import build_model
+    from wsfcn.params_yaml import load_params
 
     params = load_params(PARAMS, {**TINY, "data.name": "voc"})
     model = build_model(params.model, 21, params.loss)

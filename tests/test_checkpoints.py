@@ -19,9 +19,10 @@ from wsfcn.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
-from wsfcn.config import load_params, to_dict
 from wsfcn.model import build_model
+from wsfcn.params_coerce import to_dict
 from wsfcn.params_io import fingerprint
+from wsfcn.params_yaml import load_params
 
 PARAMS = load_params(None, {"model.head_channels": 32, "data.name": "synthetic"})
 

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsfcn.config import ConfigError, Params, flatten, load_params, parse_overrides
+from wsfcn.config import ConfigError, Params
 from wsfcn.experiments import load_experiment
+from wsfcn.params_coerce import flatten
+from wsfcn.params_yaml import load_params, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))

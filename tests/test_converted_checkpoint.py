@@ -25,9 +25,10 @@ from PIL import Image
 
 from wsfcn import cli
 from wsfcn.checkpoints import load_checkpoint, load_model
-from wsfcn.config import ModelParams, load_params
+from wsfcn.config import ModelParams
 from wsfcn.model import build_model
 from wsfcn.params_io import params_from_dict
+from wsfcn.params_yaml import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = "model_enc_e018Xs0.905.pth"

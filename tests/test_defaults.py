@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wsfcn.config import EMBEDDED_DIFFERS, LossParams, ModelParams, Params, flatten, load_params
+from wsfcn.config import EMBEDDED_DIFFERS, LossParams, ModelParams, Params
+from wsfcn.params_coerce import flatten
+from wsfcn.params_yaml import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

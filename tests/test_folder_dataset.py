@@ -13,7 +13,7 @@ from helpers_folder import folder_sets, make_folder_dataset, write_tags_csv
 from PIL import Image
 
 from wsfcn.cli import main as cli_main
-from wsfcn.config import ConfigError, load_params
+from wsfcn.config import ConfigError
 from wsfcn.data.check import check_dataset, prepared_classes
 from wsfcn.data.classes import CLASS_NAMES, check_classes
 from wsfcn.data.datasets import build_dataset
@@ -22,6 +22,7 @@ from wsfcn.data.io import DataFileError, write_mask
 from wsfcn.data.prepare import prepare_dataset
 from wsfcn.errors import CheckpointError, DataError
 from wsfcn.evaluate.classification import tag_map
+from wsfcn.params_yaml import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

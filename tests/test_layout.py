@@ -16,8 +16,8 @@ PACKAGE = ROOT / "wsfcn"
 
 # Lower floors never import higher ones (peers on a floor may import each other, without a circle).
 FLOORS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("wsfcn", "wsfcn.errors", "wsfcn.config", "wsfcn.params_io", "wsfcn.experiments", "wsfcn.device",
-         "wsfcn.arguments", "wsfcn.units")),
+    (0, ("wsfcn", "wsfcn.errors", "wsfcn.config", "wsfcn.splits", "wsfcn.params_yaml", "wsfcn.params_coerce",
+         "wsfcn.params_io", "wsfcn.experiments", "wsfcn.device", "wsfcn.arguments", "wsfcn.units")),
     (1, ("wsfcn.data",)),
     (2, ("wsfcn.model",)),
     (3, ("wsfcn.checkpoints", "wsfcn.train", "wsfcn.infer", "wsfcn.evaluate", "wsfcn.report")),

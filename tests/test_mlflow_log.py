@@ -11,7 +11,6 @@ from helpers.stages import load_stage
 from helpers.tiny import TINY, prepare_tiny_data
 from mlflow.tracking import MlflowClient
 
-from wsfcn.config import load_params
 from wsfcn.integrations.mlflow_log import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -20,6 +19,7 @@ from wsfcn.integrations.mlflow_log import (
     resolve_uri,
     start_run,
 )
+from wsfcn.params_yaml import load_params
 from wsfcn.precision import autocast_dtype, precision_name
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -131,9 +131,9 @@ def chromium() -> str | None:
 
 def log_sweep(url: str, experiment: str) -> tuple[str, dict[str, str]]:
     """A sweep's MLflow runs as ``pipeline/ablate.py`` writes them: a parent and one child per trial."""
-    from wsfcn.config import load_params
     from wsfcn.integrations.mlflow_log import MLflowReporter, start_run
     from wsfcn.integrations.mlflow_sweep import close_parent, open_parent
+    from wsfcn.params_yaml import load_params
 
     parent, _, _ = open_parent(url, experiment, "embedded", resume=False, info={"setting": "embedded"})
     children = {}

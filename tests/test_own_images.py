@@ -16,10 +16,10 @@ import yaml
 from helpers_folder import folder_sets, make_folder_dataset
 from test_dvc import SMOKE, dvc, set_dotted
 
-from wsfcn.config import load_params
 from wsfcn.data.datasets import build_dataset
 from wsfcn.data.io import read_mask
 from wsfcn.evaluate.metrics import ConfusionMatrix
+from wsfcn.params_yaml import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from wsfcn.config import TrainParams, load_params
+from wsfcn.config import TrainParams
+from wsfcn.params_yaml import load_params
 from wsfcn.precision import autocast_dtype, cpu_flags, native_bf16, precision_name
 from wsfcn.train.runtime import setup_runtime
 

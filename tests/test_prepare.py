@@ -10,12 +10,13 @@ import pytest
 from helpers.official_layouts import classes_of, make_mask, write_coco_tree, write_sbd_tree, write_voc_tree
 from helpers.stages import load_stage
 
-from wsfcn.config import ConfigError, load_params
+from wsfcn.config import ConfigError
 from wsfcn.data.classes import CLASS_NAMES
 from wsfcn.data.download import DownloadError
 from wsfcn.data.io import read_mask
 from wsfcn.data.prepare import DataError, download_dataset, prepare_dataset
 from wsfcn.data.prepare_coco import render_mask
+from wsfcn.params_yaml import load_params
 
 VOC_TRAIN = ["2007_000032", "2007_000039", "2008_000002"]
 VOC_VAL = ["2007_000033", "2008_000008"]

@@ -348,7 +348,8 @@ def test_tables_main_on_a_real_mlflow_store(tmp_path, capsys, monkeypatch):
 
 
 def test_pipeline_result_lands_on_the_rows_its_params_reproduce():
-    from wsfcn.config import flatten, load_params
+    from wsfcn.params_coerce import flatten
+    from wsfcn.params_yaml import load_params
     from wsfcn.report.pipeline_rows import matching_runs, pipeline_runs
 
     root = Path(__file__).resolve().parents[1]
@@ -408,7 +409,8 @@ def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
     """The DVC path of docs/released-model.md: params.yaml (mini backbone) + the evaluation keys of Table
     IV's val_crf run and infer.checkpoint=ws-fcn.pt; the network is the checkpoint's, so only
     data/infer/eval keys match."""
-    from wsfcn.config import flatten, load_params
+    from wsfcn.params_coerce import flatten
+    from wsfcn.params_yaml import load_params
     from wsfcn.report.pipeline_rows import pipeline_runs
 
     root = Path(__file__).resolve().parents[1]

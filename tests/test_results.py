@@ -15,7 +15,7 @@ TABLES = {"table1": "table1_ablation", "table3": "table3_inference"}
 
 
 def test_committed_tables_are_rebuilt_from_their_runs(tmp_path):
-    from wsfcn.config import load_params
+    from wsfcn.params_yaml import load_params
     from wsfcn.stages import tables as stages
 
     params = load_params(ROOT / "params.yaml", {"tables.out_dir": str(tmp_path)})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from wsfcn.config import load_params
 from wsfcn.errors import InputError
 from wsfcn.integrations.ray_cluster import check_data_visible, remove_storage, storage_location
 from wsfcn.integrations.ray_train import run_storage
+from wsfcn.params_yaml import load_params
 
 
 def test_default_storage_is_out_dir_ray_and_local_paths_are_absolute(tmp_path, monkeypatch):
@@ -97,9 +97,9 @@ def test_fetch_last_brings_rank0s_best_pt_of_an_earlier_epoch(tmp_path):
 
     from wsfcn.checkpoints import load_checkpoint, save_checkpoint
     from wsfcn.code_version import training_code_fingerprint
-    from wsfcn.config import load_params
     from wsfcn.integrations.ray_train import BEST_NAME, CKPT_NAME, fetch_last
     from wsfcn.params_io import fingerprint
+    from wsfcn.params_yaml import load_params
 
     params = load_params(None)
     node, code = tmp_path / "node", training_code_fingerprint()

@@ -10,8 +10,9 @@ import torch
 import yaml
 
 from wsfcn.code_version import training_code_fingerprint
-from wsfcn.config import ConfigError, load_params
+from wsfcn.config import ConfigError
 from wsfcn.experiments import load_experiment
+from wsfcn.params_yaml import load_params
 from wsfcn.sweep.plan import (
     ChildRun,
     TrialOutcome,

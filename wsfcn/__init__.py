@@ -14,7 +14,8 @@ The house, by floor; a module imports only from its own floor or lower ones (tes
            report/    contract.py (the tags a run carries), runs.py, summary.py, tables.py, writers.py …
     2  model/                          backbones, context (FCA …), fusion (SF2 …), PAMR, gate, losses, weights
     1  data/                           synthetic, VOC + SBD, COCO, own images: download, prepare, check, load
-    0  config.py, params_io.py, code_version.py, experiments.py, arguments.py, device.py, errors.py
+    0  config.py (schema), params_yaml.py (reading), params_coerce.py, splits.py, params_io.py,
+       code_version.py, experiments.py, arguments.py, device.py, errors.py
 
 ``pipeline/*.py`` (chained by ``dvc.yaml``) parse arguments, call one function of a ``wsfcn.stages``
 module and turn its result into an exit status; ``pipeline/ablate.py`` runs the same stage functions

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wsfcn.config import Params, load_params
+from wsfcn.config import Params
+from wsfcn.params_yaml import load_params
 
 DEFAULT_PARAMS = "params.yaml"
 

@@ -1,8 +1,10 @@
-"""Typed parameters: ``params.yaml`` → frozen dataclasses.
+"""Typed parameters: the schema of ``params.yaml`` as frozen dataclasses, with their range checks.
 
-``load_params`` is the one function that reads configuration. Every other module takes plain
-arguments. Keys use the same dotted names everywhere: ``--set model.context=ppm``,
-``dvc exp run -S model.context=ppm``, the MLflow params and the Ray Tune search space.
+:func:`wsfcn.params_yaml.load_params` is the one function that reads configuration (the parser and
+the type coercer are :mod:`wsfcn.params_yaml` and :mod:`wsfcn.params_coerce`; the datasets' split
+names are :mod:`wsfcn.splits`). Every other module takes plain arguments. Keys use the same dotted
+names everywhere: ``--set model.context=ppm``, ``dvc exp run -S model.context=ppm``, the MLflow params
+and the Ray Tune search space.
 
 An unknown key, a value of the wrong type, or a choice outside its registry raises
 :class:`ConfigError` naming the key and the allowed values.
@@ -10,14 +12,10 @@ An unknown key, a value of the wrong type, or a choice outside its registry rais
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from wsfcn.splits import AUTO_SPLIT, DATASET_SPLITS, DEFAULT_SPLITS
 
 BackboneName = Literal["resnet38", "resnet50", "resnet101", "vgg16", "mini"]
 ContextName = Literal["aspp", "fca", "ppm", "nonlocal", "largeconv"]
@@ -122,23 +120,6 @@ class FolderParams:
 
     def __post_init__(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.folder.val_fraction", self.val_fraction, "in [0, 1)")
-
-
-# The lists ``prepare`` writes for each dataset, and the (train, val) pair used when
-# ``data.train_split`` / ``data.val_split`` are ``auto`` (VOC's ``test`` exists only with test images).
-DATASET_SPLITS: dict[str, tuple[str, ...]] = {
-    "synthetic": ("train_aug", "train", "val"),
-    "voc": ("train_aug", "train", "val", "test"),
-    "coco": ("train", "val"),
-    "folder": ("train", "val"),
-}
-DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
-    "synthetic": ("train_aug", "val"),
-    "voc": ("train_aug", "val"),
-    "coco": ("train", "val"),
-    "folder": ("train", "val"),
-}
-AUTO_SPLIT = "auto"
 
 
 @dataclass(frozen=True)
@@ -420,175 +401,6 @@ class Params:
     pseudo_masks: PseudoMasksParams = PseudoMasksParams()
     tracking: TrackingParams = TrackingParams()
     tables: TablesParams = TablesParams()
-
-
-# --------------------------------------------------------------------------------------------
-# loading
-def load_params(
-    path: str | Path | None = "params.yaml", overrides: dict[str, Any] | list[str] = ()
-) -> Params:
-    """Read ``path`` (None: defaults only) and apply dotted overrides; return a validated ``Params``.
-
-    ``overrides`` is a mapping ``{"model.context": "ppm"}`` or a list of ``"key=value"`` strings
-    whose values are parsed as YAML (``--set train.epochs=3``).
-    """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"parameter file {path} does not exist")
-        raw = read_yaml(path) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    for key, value in parse_overrides(overrides).items():
-        set_dotted(raw, key, value)
-    return build_dataclass(Params, raw, "")
-
-
-def parse_overrides(overrides: dict[str, Any] | list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` → ``{"a.b": 1, "c": "x"}``; a mapping is returned as is."""
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    parsed = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        parsed[key.strip()] = _parse_value(key.strip(), value) if value.strip() else ""
-    return parsed
-
-
-def _parse_value(key: str, value: str) -> Any:
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"--set {key}={value}: not a YAML value ({problem})") from None
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a UTF-8 YAML file; bad encoding or syntax raises :class:`ConfigError` naming file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``tree["a"]["b"] = value`` for ``key="a.b"``, creating sections as needed."""
-    parts = key.split(".")
-    node = tree
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def build_dataclass(cls: type, raw: Any, prefix: str) -> Any:
-    """Recursively check ``raw`` against dataclass ``cls`` and build it (defaults fill gaps)."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'params'} must be a mapping, got {type(raw).__name__} {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        where = prefix or "top level"
-        raise ConfigError(f"unknown key {prefix + unknown[0]!r} ({where} allows: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name in names:
-        if name in raw:
-            kwargs[name] = _coerce(hints[name], raw[name], prefix + name)
-    return cls(**kwargs)
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return build_dataclass(tp, value, key + ".")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{key}={value!r} is not allowed; choose from {list(choices)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in typing.get_args(tp):
-            if arg is type(None) and value is None:
-                return None
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(f"{key}={value!r} fits none of the allowed types: {'; '.join(errors)}")
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return tuple(_coerce(item_type, v, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{key} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported parameter type {tp}")  # pragma: no cover
-
-
-def to_dict(params: Any) -> dict[str, Any]:
-    """A params dataclass as nested plain dicts/lists (for YAML, checkpoints and Ray configs)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(dataclasses.asdict(params))
-
-
-def flatten(params: Any) -> dict[str, Any]:
-    """``{"model.context": "fca", ...}``: the dotted names used by MLflow and DVC."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        else:
-            out[prefix[:-1]] = node
-
-    walk(to_dict(params), "")
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsfcn.config import ConfigError, Params, load_params, read_yaml
+from wsfcn.config import ConfigError, Params
+from wsfcn.params_yaml import load_params, read_yaml
 
 
 @dataclass(frozen=True)

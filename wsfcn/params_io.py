@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wsfcn.config import ConfigError, Params, build_dataclass, flatten, to_dict
+from wsfcn.config import ConfigError, Params
+from wsfcn.params_coerce import build_dataclass, flatten, to_dict
 
 # Keys a continued run may change (schedule length, where and on what it runs, outputs, later stages):
 # a checkpoint whose params differ from the current ones only here is resumed.

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wsfcn.config import Params, load_params
+from wsfcn.config import Params
+from wsfcn.params_yaml import load_params
 
 TINY: dict[str, Any] = {
     "data.synthetic.num_train": 16,

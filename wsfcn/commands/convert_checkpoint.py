@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from wsfcn.config import ConfigError, Params, load_params, parse_overrides
+from wsfcn.config import ConfigError, Params
 from wsfcn.experiments import load_experiment
 from wsfcn.model.weights import (
     LoadReport,
@@ -43,6 +43,7 @@ from wsfcn.model.weights import (
     official_backbone,
     read_state_dict,
 )
+from wsfcn.params_yaml import load_params, parse_overrides
 
 SOURCES = ("official", "imagenet_r38", "torchvision", "vgg16")
 PROVENANCE_NOTE = "converted from the authors' release"

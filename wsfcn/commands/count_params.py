@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wsfcn.config import parse_overrides
+    from wsfcn.params_yaml import parse_overrides
 
     base = args.params if Path(args.params).is_file() else None
     counts = count_experiment(args.experiment, args.setting, base, parse_overrides(args.overrides))

@@ -23,7 +23,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from wsfcn.config import Params, flatten
+from wsfcn.config import Params
+from wsfcn.params_coerce import flatten
 from wsfcn.params_io import fingerprint
 from wsfcn.units import in_percent
 

@@ -22,10 +22,12 @@ def matching_runs(
     experiment: Experiment, flat_params: dict[str, object], only: tuple[str, ...] | None = None
 ) -> list[tuple[str, str]]:
     """``[(run, setting)]`` of ``experiment`` whose every override (common + setting + run) holds in
-    ``flat_params`` (``wsfcn.config.flatten`` of the pipeline's params); the paper setting is tried first.
+    ``flat_params`` (``wsfcn.params_coerce.flatten`` of the pipeline's params); the paper setting is
+    tried first.
     ``only``: compare just the keys that start with these prefixes (:data:`EVALUATION_KEYS` for a
     given checkpoint, whose network and training are its own, not the params')."""
-    from wsfcn.config import flatten, load_params
+    from wsfcn.params_coerce import flatten
+    from wsfcn.params_yaml import load_params
 
     found = []
     for run in experiment.runs:

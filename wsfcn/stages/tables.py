@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsfcn.config import Params, flatten
+from wsfcn.config import Params
+from wsfcn.params_coerce import flatten
 
 
 def read_runs(uri: str, experiment_names: list[str]):

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wsfcn.config import ConfigError, parse_overrides
+from wsfcn.config import ConfigError
 from wsfcn.experiments import load_experiment
 from wsfcn.params_io import params_from_dict
+from wsfcn.params_yaml import parse_overrides
 from wsfcn.sweep.idle_cores import CoreLedger
 from wsfcn.sweep.plan import (
     TrialOutcome,
@@ -94,7 +95,7 @@ def trial_body(
         threads = max(1, round(resources["CPU"]))
 
         def post(params, *, quiet: bool) -> dict[str, Any]:
-            from wsfcn.config import to_dict
+            from wsfcn.params_coerce import to_dict
 
             return task(to_dict(params), quiet, threads)
 

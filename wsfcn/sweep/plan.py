@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from wsfcn.code_version import training_code_fingerprint
-from wsfcn.config import ConfigError, DataParams, Params, flatten, to_dict
+from wsfcn.config import ConfigError, DataParams, Params
 from wsfcn.experiments import Experiment
 from wsfcn.integrations.mlflow_log import resolve_uri
 from wsfcn.integrations.mlflow_sweep import PARENT_TAG, SWEEP_TAG, ChildRun
+from wsfcn.params_coerce import flatten, to_dict
 from wsfcn.params_io import digest, fingerprint, inactive_keys, params_from_dict, without_keys
 from wsfcn.report.contract import TRAINED_BY_SWEEP_TAG, run_tags
 
