@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.services import session_members
 from helpers.tiny import SWEEP, as_sets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,22 +61,10 @@ def check_contract(run, experiment: str, name: str) -> None:
     assert metrics["n_params"] > 1e5 and metrics["n_params"] == int(metrics["n_params"])
 
 
-def session_alive(sid: int) -> list[int]:
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 def kill_session(proc: subprocess.Popen) -> None:
     """SIGKILL the driver's whole session (Ray's workers live in their own process groups)."""
     for _ in range(60):
-        pids = session_alive(proc.pid)
+        pids = session_members(proc.pid)
         if not pids:
             break
         for pid in pids:

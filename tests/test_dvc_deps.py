@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsfcn.code_version import import_closure, script_imports, stage_sources
+from wsfcn.code_version import direct_imports, import_closure, stage_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["download", "prepare", "train", "infer", "crf", "evaluate", "tables", "pseudo_masks"]
@@ -43,7 +43,7 @@ def listed_files(deps: list[str]) -> set[str]:
 
 def expected_files(stage: str) -> set[str]:
     script = ROOT / "pipeline" / f"{stage}.py"
-    return {str(p.relative_to(ROOT)) for p in stage_sources(script_imports(script))}
+    return {str(p.relative_to(ROOT)) for p in stage_sources(direct_imports(script))}
 
 
 def code_deps(stage: str) -> list[str]:

@@ -1,15 +1,16 @@
 """The house rules of ``wsfcn/``: floors without upward imports, no import circle, Ray and MLflow only
 in ``wsfcn/integrations/``, thin stage scripts, and tests that import no private name.
 
-The import graph is read from the source with ``ast`` (function-level imports included), so a lazy
-import counts as much as a top-level one.
+The import graph is read from the source (``wsfcn.code_version.direct_imports``: function-level imports
+included), so a lazy import counts as much as a top-level one.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
+
+from wsfcn.code_version import direct_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "wsfcn"
@@ -46,20 +47,7 @@ def floor_of(module: str) -> int:
     return best[1]
 
 
-def imports_of(path: Path) -> set[str]:
-    """The wsfcn modules ``path`` imports (``from a import b`` counts ``a.b`` when that is a module)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "wsfcn"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "wsfcn":
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                found.add(sub if sub in MODULES else node.module)
-    return found - {module_name(path)}
-
-
-GRAPH = {name: imports_of(path) for name, path in MODULES.items()}
+GRAPH = {name: direct_imports(path, PACKAGE, named_in_strings=False) for name, path in MODULES.items()}
 
 
 def test_every_module_is_on_a_floor_and_imports_no_higher_floor():

@@ -244,7 +244,13 @@ def fake_mlflow(monkeypatch):
     import wsfcn.integrations.mlflow_log as mlflow_log
 
     FakeTracker.runs = {}
-    monkeypatch.setattr(mlflow_log, "start_run", lambda params, exp, name, **kw: f"{exp}/{name}")
+
+    def start_run(params, exp, name, *, tags=None, **kw):
+        FakeTracker.runs.setdefault(f"{exp}/{name}", {"tags": {}, "metrics": {}, "status": None})
+        FakeTracker.runs[f"{exp}/{name}"]["tags"].update(tags or {})
+        return f"{exp}/{name}"
+
+    monkeypatch.setattr(mlflow_log, "start_run", start_run)
     monkeypatch.setattr(mlflow_log, "MLflowReporter", FakeTracker)
     return FakeTracker.runs
 

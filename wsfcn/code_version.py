@@ -44,8 +44,9 @@ def module_name(path: Path, package: Path = PACKAGE) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def direct_imports(path: Path, package: Path = PACKAGE) -> set[str]:
-    """The ``package`` modules that ``path`` imports, at any depth, or names in a string constant."""
+def direct_imports(path: Path, package: Path = PACKAGE, *, named_in_strings: bool = True) -> set[str]:
+    """The ``package`` modules that ``path`` (inside ``package`` or a script outside it) imports, at any
+    depth, or, with ``named_in_strings``, names in a string constant."""
     root = package.name
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
@@ -55,7 +56,7 @@ def direct_imports(path: Path, package: Path = PACKAGE) -> set[str]:
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
                 found.add(sub if module_path(sub, package) else node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif named_in_strings and isinstance(node, ast.Constant) and isinstance(node.value, str):
             named = node.value.startswith(root + ".") and module_path(node.value, package)
             found |= {node.value} if named else set()
     found = {name for name in found if module_path(name, package)}
@@ -80,11 +81,6 @@ def import_closure(entries: Iterable[str], package: Path = PACKAGE) -> set[str]:
         seen.add(name)
         todo += [p for m in direct_imports(module_path(name, package), package) for p in with_parents(m)]
     return seen
-
-
-def script_imports(script: Path, package: Path = PACKAGE) -> set[str]:
-    """The ``package`` modules a script outside the package (``pipeline/train.py``) imports itself."""
-    return direct_imports(script, package)
 
 
 def stage_sources(entries: Iterable[str], package: Path = PACKAGE) -> list[Path]:

@@ -12,7 +12,7 @@ and C-contiguous, the image uint8, C-contiguous *and writable*; both are copied 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -133,3 +133,33 @@ def run_crf_jobs(
         futures = [pool.submit(_run_job, job, asdict(settings)) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
+
+
+def refine_folder(
+    ids: list[str],
+    image_path: Callable[[str], str | Path],
+    probs_dir: Path,
+    masks_dir: Path,
+    settings: CRFOptions,
+    processes: int,
+    *,
+    progress: bool,
+    warn: bool = False,
+) -> list[dict[str, str]]:
+    """Dense CRF of ``probs_dir/<id>.npz`` into ``masks_dir/<id>.png`` for every id (:func:`run_crf_jobs`);
+    returns the images it skipped as ``{"id", "path", "error"}`` (with ``warn`` also said on stderr)."""
+    import sys
+
+    from tqdm import tqdm
+
+    jobs = [
+        CRFJob(i, str(image_path(i)), str(probs_dir / f"{i}.npz"), str(masks_dir / f"{i}.png")) for i in ids
+    ]
+    skipped = []
+    results = run_crf_jobs(jobs, settings, processes)
+    for name, error in tqdm(results, total=len(jobs), desc="crf", unit="img", disable=not progress):
+        if error:
+            if warn:
+                tqdm.write(f"crf: skipped {name}: {error}", file=sys.stderr)
+            skipped.append({"id": name, "path": str(image_path(name)), "error": error})
+    return skipped

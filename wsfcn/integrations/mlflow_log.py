@@ -221,8 +221,6 @@ def tracked_run(
     """
     run_id = start_run(params, experiment, run_name, resume=resume, root=root, tags=tags)
     reporter = MLflowReporter(resolve_uri(params.tracking.uri, root), run_id)
-    if tags:
-        reporter.set_tags(tags)
     try:
         yield reporter
     except BaseException as err:

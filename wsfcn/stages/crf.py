@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +31,8 @@ def crf(
     With ``eval.crf`` false only the (empty) folder is made. ``processes`` None:
     ``eval.crf_params.processes``.
     """
-    from tqdm import tqdm
-
     from wsfcn.data.datasets import build_dataset
-    from wsfcn.infer.crf import CRFJob, run_crf_jobs
+    from wsfcn.infer.crf import refine_folder
     from wsfcn.infer.manifest import clear_predictions, read_manifest
     from wsfcn.infer.options import CRFOptions
 
@@ -50,25 +47,16 @@ def crf(
     dataset = build_dataset(params.data, summary["split"], train=False)
     skipped = list(summary["skipped"])
     names = [i for i in summary["ids"] if i not in {s["id"] for s in skipped}]
-    jobs = [
-        CRFJob(
-            i, str(dataset.image_path(i)), str(src / "probs" / f"{i}.npz"), str(out / "masks" / f"{i}.png")
-        )
-        for i in names
-    ]
     options = CRFOptions.from_params(params.eval.crf_params)
     pool = params.eval.crf_params.processes if processes is None else processes
     start = time.perf_counter()
-    for name, error in tqdm(
-        run_crf_jobs(jobs, options, pool), total=len(jobs), desc="crf", unit="img", disable=quiet
-    ):
-        if error:
-            tqdm.write(f"crf: skipped {name}: {error}", file=sys.stderr)
-            skipped.append({"id": name, "path": str(dataset.image_path(name)), "error": error})
+    skipped += refine_folder(
+        names, dataset.image_path, src / "probs", out / "masks", options, pool, progress=not quiet, warn=True
+    )
     seconds = time.perf_counter() - start
     summary.update(
         crf=True, crf_settings=dataclasses.asdict(options), skipped=skipped, num_skipped=len(skipped)
     )
-    summary.update(crf_seconds=round(seconds, 3), crf_images_per_s=round(len(jobs) / max(seconds, 1e-9), 4))
+    summary.update(crf_seconds=round(seconds, 3), crf_images_per_s=round(len(names) / max(seconds, 1e-9), 4))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return CRFResult(out, ran=True, summary=summary)

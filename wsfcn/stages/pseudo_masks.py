@@ -59,8 +59,9 @@ def pseudo_masks(params: Params, *, device: str | None = None, quiet: bool = Fal
         want = class_names(params.data.name)
         check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
     dataset = build_dataset(params.data, split, train=False)
-    want = dataset.class_names  # a folder dataset's own, compared name by name
-    check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
+    if params.data.name == "folder":  # a folder dataset's own classes, compared name by name
+        want = dataset.class_names
+        check_classes(cfg.checkpoint, model_params.data.name, params.data.name, have=have, want=want)
     every = read_split_ids(Path(params.data.root) / params.data.name / "lists" / f"{split}.txt")
     ids = every[: cfg.max_images] if cfg.max_images > 0 else every
     out = Path(cfg.out_dir)
@@ -90,23 +91,14 @@ def pseudo_masks(params: Params, *, device: str | None = None, quiet: bool = Fal
 
 def _crf(params: Params, dataset: Any, ids: list[str], raw: Path, masks: Path, *, quiet: bool) -> list[dict]:
     """Dense CRF of the saved probabilities into ``masks``; the images it skipped, with the reason."""
-    from tqdm import tqdm
-
-    from wsfcn.infer.crf import CRFJob, run_crf_jobs
+    from wsfcn.infer.crf import refine_folder
     from wsfcn.infer.options import CRFOptions
 
     masks.mkdir(parents=True)
-    jobs = [
-        CRFJob(i, str(dataset.image_path(i)), str(raw / "probs" / f"{i}.npz"), str(masks / f"{i}.png"))
-        for i in ids
-    ]
     options, processes = CRFOptions.from_params(params.eval.crf_params), params.eval.crf_params.processes
-    results = run_crf_jobs(jobs, options, processes)
-    return [
-        {"id": name, "path": str(dataset.image_path(name)), "error": error}
-        for name, error in tqdm(results, total=len(jobs), desc="crf", unit="img", disable=quiet)
-        if error
-    ]
+    return refine_folder(
+        ids, dataset.image_path, raw / "probs", masks, options, processes, progress=not quiet
+    )
 
 
 def _write_layout(out: Path, ids: list[str], image_path: Any, names: list[str]) -> None:

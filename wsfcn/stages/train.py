@@ -176,7 +176,7 @@ def train(params: Params, *, experiment: str, resume: bool = True, quiet: bool =
                     "checkpoint.best": str(result.best.resolve()),
                     "checkpoint.last": str(result.last.resolve()),
                     "wsfcn.precision": result.precision,
-                    "wsfcn.code_fingerprint": result.code_fingerprint,
+                    "wsfcn.code_fingerprint": result.code_fingerprint,  # the process that trained
                 }
             )
             run.log_artifact(metrics_path)
