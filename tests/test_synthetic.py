@@ -38,7 +38,8 @@ def test_class_tables():
     assert CLASS_NAMES["voc"][15] == "person" and CLASS_NAMES["coco"][1] == "person"
     assert CLASS_NAMES["coco"][-1] == "toothbrush" and len(set(CLASS_NAMES["coco"])) == 81
     assert len(COCO_CATEGORY_IDS) == 80 and sorted(set(COCO_CATEGORY_IDS)) == COCO_CATEGORY_IDS
-    assert [s for s, _, _ in CLASS_STYLES] == CLASS_NAMES["synthetic"][1:]
+    assert [s.shape for s in CLASS_STYLES[1]] == CLASS_NAMES["synthetic"][1:]
+    assert [s.shape.removeprefix("thin_") for s in CLASS_STYLES[2]] == CLASS_NAMES["synthetic"][1:]
     assert IGNORE_INDEX == 255
     with pytest.raises(KeyError, match="unknown dataset"):
         num_classes("imagenet")
@@ -131,12 +132,61 @@ def test_hue_pairs_not_separable_by_mean_colour(samples):
         for c in set(np.unique(mask).tolist()) - {0, 255}:
             colours[c].append(image[mask == c].mean(0))
     colours = {c: np.array(v) for c, v in colours.items()}
-    hues = [h for _, h, _ in CLASS_STYLES]
+    hues = [style.hue for style in CLASS_STYLES[2]]
     pairs = [(a, b) for a in range(1, 9) for b in range(a + 1, 9) if hues[a - 1] == hues[b - 1]]
     assert len(pairs) == 3
     for a, b in pairs:
         assert _nearest_centroid_accuracy(colours[a], colours[b]) < 0.7, (a, b)
     assert _nearest_centroid_accuracy(colours[1], colours[3]) > 0.9  # different hues: the test has power
+
+
+def test_design_1_renders_what_it_always_rendered():
+    """Results trained before design 2 stay reproducible: design 1's pixels are pinned."""
+    digest = hashlib.md5()
+    for i in range(6):
+        image, mask = render_sample(np.random.default_rng([3, 0, i]), 64, 64, design=1)
+        digest.update(image.tobytes())
+        digest.update(mask.tobytes())
+    assert digest.hexdigest() == "c421b765be44a9b5de4967d6eea81f54"
+    design_2 = render_sample(np.random.default_rng([3, 0, 0]), 64, 64, design=2)
+    assert not np.array_equal(
+        design_2[0], render_sample(np.random.default_rng([3, 0, 0]), 64, 64, design=1)[0]
+    )
+
+
+def _ring_colour(image: np.ndarray, mask: np.ndarray, cls: int) -> np.ndarray:
+    """Mean colour of background pixels 2-5 px outside the region of ``cls`` (its surround)."""
+    from scipy import ndimage
+
+    region = mask == cls
+    ring = ndimage.binary_dilation(region, iterations=5) & ~ndimage.binary_dilation(region, iterations=2)
+    return image[ring & (mask == 0)].mean(0)
+
+
+def test_context_pair_differs_by_its_surround(samples):
+    """Hexagon and diamond share hue and texture; what surrounds them tells them apart."""
+    hexagon, diamond = CLASS_NAMES["synthetic"].index("hexagon"), CLASS_NAMES["synthetic"].index("diamond")
+    assert CLASS_STYLES[2][hexagon - 1].texture == CLASS_STYLES[2][diamond - 1].texture
+    rings: dict[int, list] = {hexagon: [], diamond: []}
+    for image, mask in samples:
+        present = set(np.unique(mask).tolist())
+        if len(present & {hexagon, diamond}) == 1:  # one of the pair: its surround is its own
+            cls = hexagon if hexagon in present else diamond
+            colour = _ring_colour(image, mask, cls)
+            if np.isfinite(colour).all():  # some background pixels in the ring
+                rings[cls].append(colour)
+    assert min(len(v) for v in rings.values()) >= 20
+    accuracy = _nearest_centroid_accuracy(np.array(rings[hexagon]), np.array(rings[diamond]))
+    assert accuracy > 0.9
+
+
+def test_design_2_has_thin_parts_and_small_objects():
+    """The cross's arms are thinner and objects reach smaller sizes than in design 1."""
+    from wsfcn.data.synthetic_draw import RADIUS_RANGE, shape_mask
+
+    grid = np.mgrid[-1.5:1.5:301j, -1.5:1.5:301j]
+    assert shape_mask("thin_cross", *grid).mean() < 0.75 * shape_mask("cross", *grid).mean()
+    assert RADIUS_RANGE[2][0] < RADIUS_RANGE[1][0] and RADIUS_RANGE[2][1] == RADIUS_RANGE[1][1]
 
 
 def test_non_square_and_bad_arguments(tmp_path):
@@ -146,3 +196,5 @@ def test_non_square_and_bad_arguments(tmp_path):
         generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=16, seed=0)
     with pytest.raises(ValueError, match="seed >= 0"):
         generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=-1)
+    with pytest.raises(ValueError, match="design must be one of"):
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=3)

@@ -78,7 +78,13 @@ def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Pa
 
 def _synthetic_args(data: Any) -> dict[str, int]:
     s = data.synthetic
-    return {"num_train": s.num_train, "num_val": s.num_val, "image_size": s.image_size, "seed": s.seed}
+    return {
+        "num_train": s.num_train,
+        "num_val": s.num_val,
+        "image_size": s.image_size,
+        "seed": s.seed,
+        "design": s.design,
+    }
 
 
 def ensure_synthetic(out_dir: Path, **args: int) -> Path:

@@ -20,7 +20,17 @@ from PIL import Image
 from scipy import ndimage
 
 from wsfcn.data.classes import CLASS_NAMES, IGNORE_INDEX, voc_palette
-from wsfcn.data.synthetic_draw import background, paint_object, place_object
+from wsfcn.data.synthetic_draw import (
+    CLASS_STYLES,
+    DESIGNS,
+    LONE_MAT_RATE,
+    OTHER_MAT_RATE,
+    RADIUS_RANGE,
+    background,
+    paint_mat,
+    paint_object,
+    place_object,
+)
 
 SPLIT_CODES = {"train": 0, "val": 1}
 MIN_VISIBLE = 0.45  # share of an object's area that must stay visible (occlusion and frame)
@@ -33,8 +43,13 @@ def sample_id(split: str, index: int) -> str:
     return f"syn_{split}_{index + 1:06d}"
 
 
-def render_sample(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """One image and its mask, before JPEG compression.
+def render_sample(
+    rng: np.random.Generator, height: int, width: int, design: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image and its mask, before JPEG compression, in generator ``design`` (1 or 2).
+
+    Design 1 paints each object as it is placed. Design 2 places every object first, then paints
+    the surrounds (mats) of its context classes, then the objects, so no mat covers an object.
 
     Returns:
         image: (H, W, 3) uint8; mask: (H, W) uint8 with 0 background, 1..8 classes, 255 border band.
@@ -46,7 +61,7 @@ def render_sample(rng: np.random.Generator, height: int, width: int) -> tuple[np
         placed = []
         for _ in range(int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))):
             for _attempt in range(12):
-                obj = place_object(rng, int(rng.integers(1, NUM_FG + 1)), height, width)
+                obj = place_object(rng, int(rng.integers(1, NUM_FG + 1)), height, width, design)
                 trial = instances.copy()
                 trial[obj.box][obj.mask] = len(placed) + 1
                 counts = np.bincount(trial.ravel(), minlength=len(placed) + 2)[1:]
@@ -54,8 +69,23 @@ def render_sample(rng: np.random.Generator, height: int, width: int) -> tuple[np
                 if all(c >= MIN_VISIBLE * t for c, t in zip(counts, totals, strict=True)):
                     instances = trial
                     placed.append(obj)
-                    paint_object(rng, image, obj, unit)
+                    if design == 1:
+                        paint_object(rng, image, obj, unit, design)
                     break
+        if design != 1:
+            styles = CLASS_STYLES[design]
+            if rng.random() < LONE_MAT_RATE:  # a mat alone: the surround is no evidence by itself
+                centre = (rng.uniform(0.12, 0.88) * width, rng.uniform(0.12, 0.88) * height)
+                radius = rng.uniform(*RADIUS_RANGE[design]) * min(height, width)
+                paint_mat(rng, image, centre, radius, str(rng.choice(["sand", "pond"])), unit)
+            for obj in placed:  # a context class always stands on its mat; another class at times
+                mat = styles[obj.cls - 1].mat
+                if not mat and rng.random() < OTHER_MAT_RATE:
+                    mat = str(rng.choice(["sand", "pond"]))
+                if mat:
+                    paint_mat(rng, image, obj.centre, obj.radius, mat, unit)
+            for obj in placed:
+                paint_object(rng, image, obj, unit, design)
         classes = np.array([0] + [p.cls for p in placed], dtype=np.uint8)
         mask = classes[instances]
         for cls in np.unique(mask[mask > 0]):
@@ -89,10 +119,10 @@ def _photometric(rng: np.random.Generator, image: np.ndarray, unit: float) -> np
     return np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
 
 
-def _write_one(task: tuple[str, int, int, int, int, str]) -> None:
-    split, index, seed, height, width, root = task
+def _write_one(task: tuple[str, int, int, int, int, str, int]) -> None:
+    split, index, seed, height, width, root, design = task
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    image, mask = render_sample(rng, height, width)
+    image, mask = render_sample(rng, height, width, design)
     name = sample_id(split, index)
     quality = int(rng.integers(70, 96))
     Image.fromarray(image).save(Path(root, "JPEGImages", f"{name}.jpg"), quality=quality)
@@ -108,6 +138,7 @@ def generate_synthetic(
     num_val: int,
     image_size: int | tuple[int, int],
     seed: int,
+    design: int = 2,
     workers: int | None = None,
 ) -> None:
     """Write the benchmark to ``out_dir/VOCdevkit/VOC2012`` (JPEGImages, SegmentationClass, ImageSets).
@@ -115,6 +146,8 @@ def generate_synthetic(
     Args:
         image_size: side of square images, or (height, width).
         seed: non-negative; image ``i`` of ``split`` is drawn from ``default_rng([seed, split, i])``.
+        design: the generator's design (``DESIGNS``; docs/embedded-benchmark.md); 1 reproduces the
+            benchmark that results trained before design 2 used.
         workers: processes; None: up to 4 for large sets (results do not depend on it).
     """
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -122,11 +155,13 @@ def generate_synthetic(
         raise ValueError(f"synthetic image_size must be at least 32 px, got {image_size}")
     if num_train < 1 or num_val < 0 or seed < 0:
         raise ValueError(f"need num_train >= 1, num_val >= 0, seed >= 0; got {num_train}, {num_val}, {seed}")
+    if design not in DESIGNS:
+        raise ValueError(f"synthetic design must be one of {DESIGNS}, got {design}")
     root = Path(out_dir) / "VOCdevkit" / "VOC2012"
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     counts = {"train": num_train, "val": num_val}
-    tasks = [(s, i, seed, height, width, str(root)) for s, n in counts.items() for i in range(n)]
+    tasks = [(s, i, seed, height, width, str(root), design) for s, n in counts.items() for i in range(n)]
     if workers is None:
         workers = min(len(os.sched_getaffinity(0)), 4) if len(tasks) >= 200 else 1
     if workers > 1:

@@ -13,18 +13,49 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (shape, hue in degrees, texture) per foreground class 1..8, named as CLASS_NAMES["synthetic"].
-# Three pairs share a hue and differ in shape and texture; 7 and 8 have hues of their own.
-CLASS_STYLES: tuple[tuple[str, float, str], ...] = (
-    ("disc", 0.0, "smooth"),
-    ("triangle", 0.0, "stripes"),
-    ("square", 125.0, "checker"),
-    ("cross", 125.0, "speckle"),
-    ("hexagon", 220.0, "dots"),
-    ("diamond", 220.0, "stripes"),
-    ("semicircle", 50.0, "speckle"),
-    ("capsule", 290.0, "smooth"),
-)
+DESIGNS = (1, 2)
+
+
+@dataclass(frozen=True)
+class ClassStyle:
+    """How one foreground class is drawn: outline, hue (degrees), texture and surround."""
+
+    shape: str
+    hue: float
+    texture: str
+    mat: str = ""  # "" | "sand" | "pond": a background patch always drawn under the object (design 2)
+
+
+# Design 1: three pairs share a hue and differ in shape and texture; 7 and 8 have hues of their own.
+# Design 2 (docs/embedded-benchmark.md): hexagon and diamond share hue, texture and a convex outline
+# and differ by their surround (sand or pond, background pixels); the cross has thin arms; object
+# radii spread down to 0.14 of the side.
+CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
+    1: (
+        ClassStyle("disc", 0.0, "smooth"),
+        ClassStyle("triangle", 0.0, "stripes"),
+        ClassStyle("square", 125.0, "checker"),
+        ClassStyle("cross", 125.0, "speckle"),
+        ClassStyle("hexagon", 220.0, "dots"),
+        ClassStyle("diamond", 220.0, "stripes"),
+        ClassStyle("semicircle", 50.0, "speckle"),
+        ClassStyle("capsule", 290.0, "smooth"),
+    ),
+    2: (
+        ClassStyle("disc", 0.0, "smooth"),
+        ClassStyle("triangle", 0.0, "stripes"),
+        ClassStyle("square", 125.0, "checker"),
+        ClassStyle("thin_cross", 125.0, "speckle"),
+        ClassStyle("hexagon", 220.0, "dots", mat="sand"),
+        ClassStyle("diamond", 220.0, "dots", mat="pond"),
+        ClassStyle("semicircle", 50.0, "speckle"),
+        ClassStyle("capsule", 290.0, "smooth"),
+    ),
+}
+RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38)}  # object radius, share of the short side
+MAT_SCALE = (1.3, 1.6)  # a mat's radius, in object radii
+LONE_MAT_RATE = 0.3  # design 2: share of images with a mat on its own
+OTHER_MAT_RATE = 0.35  # design 2: share of the other classes' objects that stand on a mat
 SHAPE_EXTENT = 1.4  # every shape lies inside |u|, |v| <= SHAPE_EXTENT
 
 
@@ -45,9 +76,10 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return _polygon(u, v + 0.1, 3, 1.35)
     if shape == "square":
         return np.maximum(np.abs(u), np.abs(v)) <= 0.85
-    if shape == "cross":
+    if shape in ("cross", "thin_cross"):
+        half = 0.4 if shape == "cross" else 0.26
         au, av = np.abs(u), np.abs(v)
-        return ((au <= 0.4) & (av <= 1.0)) | ((av <= 0.4) & (au <= 1.0))
+        return ((au <= half) & (av <= 1.0)) | ((av <= half) & (au <= 1.0))
     if shape == "hexagon":
         return _polygon(u, v, 6, 1.0)
     if shape == "diamond":
@@ -128,7 +160,7 @@ def background(rng: np.random.Generator, height: int, width: int, unit: float) -
         angle, period = rng.uniform(0, np.pi), rng.uniform(4.0, 14.0) * unit
         wave = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
         image *= (1.0 + rng.uniform(0.05, 0.12) * wave)[..., None]
-    class_hues = sorted({hue for _, hue, _ in CLASS_STYLES})
+    class_hues = sorted({style.hue for style in CLASS_STYLES[1]})
     for _ in range(int(rng.integers(3, 10))):
         hue = rng.choice(class_hues) + rng.uniform(-10, 10) if rng.random() < 0.6 else rng.uniform(0, 360)
         colour = hsv_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
@@ -155,12 +187,14 @@ class Placement:
     tu: np.ndarray  # (h, w) rotated pixel coordinates, for textures
     tv: np.ndarray
     total: int  # object pixels including the part outside the frame
+    centre: tuple[float, float]  # (x, y) in pixels
+    radius: float  # the larger of the two semi-axes, in pixels
 
 
-def place_object(rng: np.random.Generator, cls: int, height: int, width: int) -> Placement:
-    """Sample size (radius 0.18-0.38 of the short side), aspect, rotation and centre of class ``cls``."""
-    shape = CLASS_STYLES[cls - 1][0]
-    radius = rng.uniform(0.18, 0.38) * min(height, width)
+def place_object(rng: np.random.Generator, cls: int, height: int, width: int, design: int = 2) -> Placement:
+    """Sample size (``RADIUS_RANGE`` of the short side), aspect, rotation and centre of class ``cls``."""
+    shape = CLASS_STYLES[design][cls - 1].shape
+    radius = rng.uniform(*RADIUS_RANGE[design]) * min(height, width)
     aspect = np.exp(rng.uniform(-0.25, 0.25))
     sx, sy = radius * np.sqrt(aspect), radius / np.sqrt(aspect)
     theta = rng.uniform(0, 2 * np.pi)
@@ -182,12 +216,49 @@ def place_object(rng: np.random.Generator, cls: int, height: int, width: int) ->
         tu=tu[crop],
         tv=tv[crop],
         total=int(inside.sum()),
+        centre=(float(cx), float(cy)),
+        radius=float(max(sx, sy)),
     )
 
 
-def paint_object(rng: np.random.Generator, image: np.ndarray, obj: Placement, unit: float) -> None:
+def paint_mat(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    centre: tuple[float, float],
+    radius: float,
+    kind: str,
+    unit: float,
+) -> None:
+    """Paint a mat in place: a disc of ``MAT_SCALE`` times ``radius`` (pixels) at ``centre`` (x, y).
+
+    sand: pale, warm, grainy; pond: dark teal with ripples. Neither hue nor value is an object's.
+    A mat is background: under every object of its context class, under some objects of other
+    classes (``OTHER_MAT_RATE``) or alone (``LONE_MAT_RATE``).
+    """
+    height, width = image.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    cx, cy = centre
+    reach = rng.uniform(*MAT_SCALE) * radius
+    wobble = 1.0 + 0.08 * np.sin(3 * np.arctan2(yy - cy, xx - cx) + rng.uniform(0, 2 * np.pi))
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= (reach * wobble) ** 2
+    if kind == "sand":
+        base = hsv_rgb(30.0 + rng.uniform(-8, 8), rng.uniform(0.15, 0.3), rng.uniform(0.82, 0.95))
+        shade = 1.0 + 0.06 * rng.standard_normal((height, width)).astype(np.float32)
+    elif kind == "pond":
+        base = hsv_rgb(185.0 + rng.uniform(-8, 8), rng.uniform(0.45, 0.65), rng.uniform(0.25, 0.4))
+        angle, period = rng.uniform(0, np.pi), rng.uniform(4.0, 7.0) * unit
+        shade = 1.0 + 0.12 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
+    else:
+        raise KeyError(f"unknown mat {kind!r}")
+    image[inside] = np.clip(base[None, :] * shade[inside][:, None], 0, 1)
+
+
+def paint_object(
+    rng: np.random.Generator, image: np.ndarray, obj: Placement, unit: float, design: int = 2
+) -> None:
     """Paint ``obj`` in place: class hue +-10 deg, saturation 0.5-0.95, value 0.45-0.95, texture."""
-    _, hue, kind = CLASS_STYLES[obj.cls - 1]
+    style = CLASS_STYLES[design][obj.cls - 1]
+    hue, kind = style.hue, style.texture
     base = hsv_rgb(hue + rng.uniform(-10, 10), rng.uniform(0.5, 0.95), rng.uniform(0.45, 0.95))
     shade = texture(rng, kind, obj.tu, obj.tv, unit).astype(np.float32)
     region = image[obj.box]
