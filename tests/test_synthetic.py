@@ -39,7 +39,11 @@ def test_class_tables():
     assert CLASS_NAMES["coco"][-1] == "toothbrush" and len(set(CLASS_NAMES["coco"])) == 81
     assert len(COCO_CATEGORY_IDS) == 80 and sorted(set(COCO_CATEGORY_IDS)) == COCO_CATEGORY_IDS
     assert [s.shape for s in CLASS_STYLES[1]] == CLASS_NAMES["synthetic"][1:]
-    assert [s.shape.removeprefix("thin_") for s in CLASS_STYLES[2]] == CLASS_NAMES["synthetic"][1:]
+    for design in (2, 3):
+        assert [s.shape.removeprefix("thin_") for s in CLASS_STYLES[design]] == CLASS_NAMES["synthetic"][1:]
+    disc, triangle = CLASS_STYLES[3][0], CLASS_STYLES[3][1]  # design 3: alike inside, told apart by outline
+    assert (disc.hue, disc.texture) == (triangle.hue, triangle.texture)
+    assert not any(s.mat for s in CLASS_STYLES[3])
     assert IGNORE_INDEX == 255
     with pytest.raises(KeyError, match="unknown dataset"):
         num_classes("imagenet")
@@ -197,4 +201,4 @@ def test_non_square_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="seed >= 0"):
         generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=-1)
     with pytest.raises(ValueError, match="design must be one of"):
-        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=3)
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=4)

@@ -46,7 +46,7 @@ def sample_id(split: str, index: int) -> str:
 def render_sample(
     rng: np.random.Generator, height: int, width: int, design: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image and its mask, before JPEG compression, in generator ``design`` (1 or 2).
+    """One image and its mask, before JPEG compression, in generator ``design`` (1, 2 or 3).
 
     Design 1 paints each object as it is placed. Design 2 places every object first, then paints
     the surrounds (mats) of its context classes, then the objects, so no mat covers an object.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DESIGNS = (1, 2)
+DESIGNS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class ClassStyle:
 # Design 1: three pairs share a hue and differ in shape and texture; 7 and 8 have hues of their own.
 # Design 2 (docs/embedded-benchmark.md): hexagon and diamond share hue, texture and a convex outline
 # and differ by their surround (sand or pond, background pixels); the cross has thin arms; object
-# radii spread down to 0.14 of the side.
+# radii spread down to 0.14 of the side. Design 3: disc and triangle share hue and a smooth surface
+# (an interior pixel's class is in the outline, far away); hexagon and diamond have hues of their own;
+# mats stand under any class or alone, never tied to one.
 CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
     1: (
         ClassStyle("disc", 0.0, "smooth"),
@@ -51,8 +53,18 @@ CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
         ClassStyle("semicircle", 50.0, "speckle"),
         ClassStyle("capsule", 290.0, "smooth"),
     ),
+    3: (  # a candidate measured on the development benchmark only (docs/embedded-benchmark.md)
+        ClassStyle("disc", 0.0, "smooth"),
+        ClassStyle("triangle", 0.0, "smooth"),
+        ClassStyle("square", 125.0, "checker"),
+        ClassStyle("thin_cross", 125.0, "speckle"),
+        ClassStyle("hexagon", 220.0, "dots"),
+        ClassStyle("diamond", 170.0, "stripes"),
+        ClassStyle("semicircle", 50.0, "speckle"),
+        ClassStyle("capsule", 290.0, "smooth"),
+    ),
 }
-RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38)}  # object radius, share of the short side
+RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38)}  # object radius, share of the short side
 MAT_SCALE = (1.3, 1.6)  # a mat's radius, in object radii
 LONE_MAT_RATE = 0.3  # design 2: share of images with a mat on its own
 OTHER_MAT_RATE = 0.35  # design 2: share of the other classes' objects that stand on a mat
