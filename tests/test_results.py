@@ -62,3 +62,25 @@ def test_table3_infers_from_table1s_full_trainings():
     assert by_seed(flip, "tags.wsfcn.trial_hash") == by_seed(full, "tags.wsfcn.trial_hash")
     assert by_seed(flip, "metrics.mIoU") == by_seed(full, "metrics.mIoU")
     assert by_seed(flip, "metrics.PixAcc") == by_seed(full, "metrics.PixAcc")
+
+
+DEFAULT_RUNS = RESULTS / "default_runs.csv"
+
+
+def test_default_runs_are_consistent_and_quoted_as_measured():
+    """The shipped default over seeds (``default_runs.csv``): each row's mIoU is the mean of its class
+    IoUs and its lowest class is the smallest of them; the docs and the README quote each precision's
+    mean ± std as the rows give it."""
+    runs = pd.read_csv(DEFAULT_RUNS)
+    iou = runs[[c for c in runs.columns if c.startswith("IoU_")]]
+    assert len(iou.columns) == 9
+    assert ((iou.mean(axis=1) - runs["mIoU"]).abs() <= 0.01).all()
+    assert (iou.min(axis=1) == runs["lowest_IoU"]).all()
+    assert (iou.idxmin(axis=1).str.removeprefix("IoU_") == runs["lowest_class"]).all()
+    docs = (ROOT / "docs" / "embedded-benchmark.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for amp, group in runs.groupby("train_amp"):
+        assert group["seed"].is_unique, amp
+        if len(group) > 1:
+            quoted = f"{group['mIoU'].mean():.2f} ± {group['mIoU'].std(ddof=1):.2f}"
+            assert quoted in docs and quoted in readme, (amp, quoted)
