@@ -20,6 +20,7 @@ extracted folder, ``sources.json`` (the folder of each source), or the generated
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -77,14 +78,7 @@ def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Pa
 
 
 def _synthetic_args(data: Any) -> dict[str, int]:
-    s = data.synthetic
-    return {
-        "num_train": s.num_train,
-        "num_val": s.num_val,
-        "image_size": s.image_size,
-        "seed": s.seed,
-        "design": s.design,
-    }
+    return dataclasses.asdict(data.synthetic)  # generate_synthetic's keyword arguments, by name
 
 
 def ensure_synthetic(out_dir: Path, **args: int) -> Path:

@@ -24,6 +24,7 @@ from wsfcn.data.synthetic_draw import (
     CLASS_STYLES,
     DESIGNS,
     LONE_MAT_RATE,
+    MAT_KINDS,
     OTHER_MAT_RATE,
     RADIUS_RANGE,
     background,
@@ -48,8 +49,8 @@ def render_sample(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One image and its mask, before JPEG compression, in generator ``design`` (1, 2 or 3).
 
-    Design 1 paints each object as it is placed. Design 2 places every object first, then paints
-    the surrounds (mats) of its context classes, then the objects, so no mat covers an object.
+    Design 1 paints each object as it is placed. Designs 2 and 3 place every object first, then
+    paint the mats (``paint_mat``), then the objects, so no mat covers an object.
 
     Returns:
         image: (H, W, 3) uint8; mask: (H, W) uint8 with 0 background, 1..8 classes, 255 border band.
@@ -77,11 +78,11 @@ def render_sample(
             if rng.random() < LONE_MAT_RATE:  # a mat alone: the surround is no evidence by itself
                 centre = (rng.uniform(0.12, 0.88) * width, rng.uniform(0.12, 0.88) * height)
                 radius = rng.uniform(*RADIUS_RANGE[design]) * min(height, width)
-                paint_mat(rng, image, centre, radius, str(rng.choice(["sand", "pond"])), unit)
+                paint_mat(rng, image, centre, radius, str(rng.choice(MAT_KINDS)), unit)
             for obj in placed:  # a context class always stands on its mat; another class at times
                 mat = styles[obj.cls - 1].mat
                 if not mat and rng.random() < OTHER_MAT_RATE:
-                    mat = str(rng.choice(["sand", "pond"]))
+                    mat = str(rng.choice(MAT_KINDS))
                 if mat:
                     paint_mat(rng, image, obj.centre, obj.radius, mat, unit)
             for obj in placed:

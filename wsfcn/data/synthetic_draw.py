@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DESIGNS = (1, 2, 3)
-
 
 @dataclass(frozen=True)
 class ClassStyle:
@@ -23,7 +21,7 @@ class ClassStyle:
     shape: str
     hue: float
     texture: str
-    mat: str = ""  # "" | "sand" | "pond": a background patch always drawn under the object (design 2)
+    mat: str = ""  # "" | one of MAT_KINDS: a background patch always drawn under the object
 
 
 # Design 1: three pairs share a hue and differ in shape and texture; 7 and 8 have hues of their own.
@@ -64,10 +62,12 @@ CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
         ClassStyle("capsule", 290.0, "smooth"),
     ),
 }
+DESIGNS = tuple(CLASS_STYLES)
 RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38)}  # object radius, share of the short side
+MAT_KINDS = ("sand", "pond")
 MAT_SCALE = (1.3, 1.6)  # a mat's radius, in object radii
-LONE_MAT_RATE = 0.3  # design 2: share of images with a mat on its own
-OTHER_MAT_RATE = 0.35  # design 2: share of the other classes' objects that stand on a mat
+LONE_MAT_RATE = 0.3  # designs 2 and 3: share of images with a mat on its own
+OTHER_MAT_RATE = 0.35  # designs 2 and 3: share of objects without a mat of their class that stand on one
 SHAPE_EXTENT = 1.4  # every shape lies inside |u|, |v| <= SHAPE_EXTENT
 
 
@@ -172,7 +172,7 @@ def background(rng: np.random.Generator, height: int, width: int, unit: float) -
         angle, period = rng.uniform(0, np.pi), rng.uniform(4.0, 14.0) * unit
         wave = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
         image *= (1.0 + rng.uniform(0.05, 0.12) * wave)[..., None]
-    class_hues = sorted({style.hue for style in CLASS_STYLES[1]})
+    class_hues = sorted({style.hue for style in CLASS_STYLES[1]})  # every design: design 1's clutter
     for _ in range(int(rng.integers(3, 10))):
         hue = rng.choice(class_hues) + rng.uniform(-10, 10) if rng.random() < 0.6 else rng.uniform(0, 360)
         colour = hsv_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
