@@ -197,7 +197,7 @@ def test_synthetic_download_stamp_and_prepare(tmp_path: Path, monkeypatch: pytes
     calls = []
     monkeypatch.setattr("wsfcn.data.synthetic.generate_synthetic", lambda out, **kw: calls.append(kw))
     download_dataset(load_params(None, {**sets, "data.synthetic.seed": 4}).data)  # changed params: regenerate
-    assert calls == [{"num_train": 4, "num_val": 2, "image_size": 32, "seed": 4, "design": 2}]
+    assert calls == [{"num_train": 4, "num_val": 2, "image_size": 32, "seed": 4, "design": 4}]
     monkeypatch.undo()
     download_dataset(data)  # the stamp now records seed 4: regenerates seed 3
     out = prepare_dataset(data, workers=1)

@@ -29,8 +29,13 @@ def generated(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def samples() -> list[tuple[np.ndarray, np.ndarray]]:
-    """240 rendered samples at 64 px (about 0.5 s)."""
+    """240 rendered samples of the default design at 64 px (about 0.5 s)."""
     return [render_sample(np.random.default_rng([7, 0, i]), SIZE, SIZE) for i in range(240)]
+
+
+@pytest.fixture(scope="module")
+def design_2_samples() -> list[tuple[np.ndarray, np.ndarray]]:
+    return [render_sample(np.random.default_rng([7, 0, i]), SIZE, SIZE, design=2) for i in range(240)]
 
 
 def test_class_tables():
@@ -39,11 +44,13 @@ def test_class_tables():
     assert CLASS_NAMES["coco"][-1] == "toothbrush" and len(set(CLASS_NAMES["coco"])) == 81
     assert len(COCO_CATEGORY_IDS) == 80 and sorted(set(COCO_CATEGORY_IDS)) == COCO_CATEGORY_IDS
     assert [s.shape for s in CLASS_STYLES[1]] == CLASS_NAMES["synthetic"][1:]
-    for design in (2, 3):
+    for design in (2, 3, 4):
         assert [s.shape.removeprefix("thin_") for s in CLASS_STYLES[design]] == CLASS_NAMES["synthetic"][1:]
     disc, triangle = CLASS_STYLES[3][0], CLASS_STYLES[3][1]  # design 3: alike inside, told apart by outline
     assert (disc.hue, disc.texture) == (triangle.hue, triangle.texture)
     assert not any(s.mat for s in CLASS_STYLES[3])
+    looks = [(s.hue, s.texture) for s in CLASS_STYLES[4]]  # design 4: every class its own inside
+    assert len(set(looks)) == 8 and not any(s.mat for s in CLASS_STYLES[4])
     assert IGNORE_INDEX == 255
     with pytest.raises(KeyError, match="unknown dataset"):
         num_classes("imagenet")
@@ -136,26 +143,32 @@ def test_hue_pairs_not_separable_by_mean_colour(samples):
         for c in set(np.unique(mask).tolist()) - {0, 255}:
             colours[c].append(image[mask == c].mean(0))
     colours = {c: np.array(v) for c, v in colours.items()}
-    hues = [style.hue for style in CLASS_STYLES[2]]
+    hues = [style.hue for style in CLASS_STYLES[4]]
     pairs = [(a, b) for a in range(1, 9) for b in range(a + 1, 9) if hues[a - 1] == hues[b - 1]]
-    assert len(pairs) == 3
+    assert len(pairs) == 2
     for a, b in pairs:
         assert _nearest_centroid_accuracy(colours[a], colours[b]) < 0.7, (a, b)
     assert _nearest_centroid_accuracy(colours[1], colours[3]) > 0.9  # different hues: the test has power
 
 
-def test_design_1_renders_what_it_always_rendered():
-    """Results trained before design 2 stay reproducible: design 1's pixels are pinned."""
-    digest = hashlib.md5()
-    for i in range(6):
-        image, mask = render_sample(np.random.default_rng([3, 0, i]), 64, 64, design=1)
-        digest.update(image.tobytes())
-        digest.update(mask.tobytes())
-    assert digest.hexdigest() == "c421b765be44a9b5de4967d6eea81f54"
-    design_2 = render_sample(np.random.default_rng([3, 0, 0]), 64, 64, design=2)
-    assert not np.array_equal(
-        design_2[0], render_sample(np.random.default_rng([3, 0, 0]), 64, 64, design=1)[0]
-    )
+@pytest.mark.parametrize(
+    ("design", "digest"),
+    [(1, "c421b765be44a9b5de4967d6eea81f54"), (2, "c2912457d12c33162828987d8ad1b079"),
+     (3, "6587b1cbed70144e3afc5622a904c7be")],
+)  # fmt: skip
+def test_earlier_designs_render_what_they_always_rendered(design, digest):
+    """Results trained on an earlier design stay reproducible: its pixels are pinned."""
+
+    def pixels_digest(**design_arg) -> str:
+        md5 = hashlib.md5()
+        for i in range(6):
+            image, mask = render_sample(np.random.default_rng([3, 0, i]), 64, 64, **design_arg)
+            md5.update(image.tobytes())
+            md5.update(mask.tobytes())
+        return md5.hexdigest()
+
+    assert pixels_digest(design=design) == digest
+    assert pixels_digest() != digest  # the default design draws other pixels
 
 
 def _ring_colour(image: np.ndarray, mask: np.ndarray, cls: int) -> np.ndarray:
@@ -167,12 +180,12 @@ def _ring_colour(image: np.ndarray, mask: np.ndarray, cls: int) -> np.ndarray:
     return image[ring & (mask == 0)].mean(0)
 
 
-def test_context_pair_differs_by_its_surround(samples):
-    """Hexagon and diamond share hue and texture; what surrounds them tells them apart."""
+def test_context_pair_differs_by_its_surround(design_2_samples):
+    """Design 2: hexagon and diamond share hue and texture; what surrounds them tells them apart."""
     hexagon, diamond = CLASS_NAMES["synthetic"].index("hexagon"), CLASS_NAMES["synthetic"].index("diamond")
     assert CLASS_STYLES[2][hexagon - 1].texture == CLASS_STYLES[2][diamond - 1].texture
     rings: dict[int, list] = {hexagon: [], diamond: []}
-    for image, mask in samples:
+    for image, mask in design_2_samples:
         present = set(np.unique(mask).tolist())
         if len(present & {hexagon, diamond}) == 1:  # one of the pair: its surround is its own
             cls = hexagon if hexagon in present else diamond
@@ -184,13 +197,15 @@ def test_context_pair_differs_by_its_surround(samples):
     assert accuracy > 0.9
 
 
-def test_design_2_has_thin_parts_and_small_objects():
+def test_designs_2_to_4_have_thin_parts_and_small_objects():
     """The cross's arms are thinner and objects reach smaller sizes than in design 1."""
     from wsfcn.data.synthetic_draw import RADIUS_RANGE, shape_mask
 
     grid = np.mgrid[-1.5:1.5:301j, -1.5:1.5:301j]
     assert shape_mask("thin_cross", *grid).mean() < 0.75 * shape_mask("cross", *grid).mean()
-    assert RADIUS_RANGE[2][0] < RADIUS_RANGE[1][0] and RADIUS_RANGE[2][1] == RADIUS_RANGE[1][1]
+    for design in (2, 3, 4):
+        assert RADIUS_RANGE[design][0] < RADIUS_RANGE[1][0] and RADIUS_RANGE[design][1] == RADIUS_RANGE[1][1]
+        assert CLASS_STYLES[design][3].shape == "thin_cross"
 
 
 def test_non_square_and_bad_arguments(tmp_path):
@@ -201,4 +216,4 @@ def test_non_square_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="seed >= 0"):
         generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=-1)
     with pytest.raises(ValueError, match="design must be one of"):
-        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=4)
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=5)

@@ -61,13 +61,24 @@ CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
         ClassStyle("semicircle", 50.0, "speckle"),
         ClassStyle("capsule", 290.0, "smooth"),
     ),
+    4: (  # every class told apart by hue and texture inside; thin parts, small objects, free mats
+        ClassStyle("disc", 0.0, "smooth"),
+        ClassStyle("triangle", 0.0, "stripes"),
+        ClassStyle("square", 125.0, "checker"),
+        ClassStyle("thin_cross", 125.0, "speckle"),
+        ClassStyle("hexagon", 220.0, "dots"),
+        ClassStyle("diamond", 170.0, "stripes"),
+        ClassStyle("semicircle", 50.0, "speckle"),
+        ClassStyle("capsule", 290.0, "smooth"),
+    ),
 }
 DESIGNS = tuple(CLASS_STYLES)
-RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38)}  # object radius, share of the short side
+# object radius, share of the short side
+RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38), 4: (0.14, 0.38)}
 MAT_KINDS = ("sand", "pond")
 MAT_SCALE = (1.3, 1.6)  # a mat's radius, in object radii
-LONE_MAT_RATE = 0.3  # designs 2 and 3: share of images with a mat on its own
-OTHER_MAT_RATE = 0.35  # designs 2 and 3: share of objects without a mat of their class that stand on one
+LONE_MAT_RATE = 0.3  # designs 2-4: share of images with a mat on its own
+OTHER_MAT_RATE = 0.35  # designs 2-4: share of objects without a mat of their class that stand on one
 SHAPE_EXTENT = 1.4  # every shape lies inside |u|, |v| <= SHAPE_EXTENT
 
 
@@ -203,7 +214,7 @@ class Placement:
     radius: float  # the larger of the two semi-axes, in pixels
 
 
-def place_object(rng: np.random.Generator, cls: int, height: int, width: int, design: int = 2) -> Placement:
+def place_object(rng: np.random.Generator, cls: int, height: int, width: int, design: int = 4) -> Placement:
     """Sample size (``RADIUS_RANGE`` of the short side), aspect, rotation and centre of class ``cls``."""
     shape = CLASS_STYLES[design][cls - 1].shape
     radius = rng.uniform(*RADIUS_RANGE[design]) * min(height, width)
@@ -266,7 +277,7 @@ def paint_mat(
 
 
 def paint_object(
-    rng: np.random.Generator, image: np.ndarray, obj: Placement, unit: float, design: int = 2
+    rng: np.random.Generator, image: np.ndarray, obj: Placement, unit: float, design: int = 4
 ) -> None:
     """Paint ``obj`` in place: class hue +-10 deg, saturation 0.5-0.95, value 0.45-0.95, texture."""
     style = CLASS_STYLES[design][obj.cls - 1]
