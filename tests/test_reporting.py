@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers.stages import load_stage
@@ -53,7 +54,7 @@ def test_layout_paper_columns_mean_std_n_delta_and_missing():
     assert list(table.display["Run"]) == ["baseline", "mclm", "mclm_srm", "sf2", "full"]  # file order
     assert list(table.display.columns) == [
         "Run", "mIoU paper", "mIoU ours", "Δ mIoU", "PixAcc paper", "PixAcc ours", "Δ PixAcc",
-        "Δ mIoU vs baseline", "p (Welch)", "Params (M) paper", "Params (M) ours",
+        "Δ mIoU vs baseline", "p (Welch)", "detectable Δ", "Params (M) paper", "Params (M) ours",
     ]  # fmt: skip
     base = table.display.iloc[0]
     assert (base["mIoU paper"], base["PixAcc paper"], base["Params (M) paper"]) == (
@@ -98,7 +99,36 @@ def test_rows_are_tested_against_the_reference_with_welch():
     assert not shown.loc["sf2", "p (Welch)"].endswith("*"), "0.3 points apart, spread ~1.1: within it"
     assert shown.loc["baseline", "Δ mIoU vs baseline"] == "reference"
     assert shown.loc["mclm", "p (Welch)"] == MISSING, "one seed has no spread to test"
+    assert shown.loc["mclm", "detectable Δ"] == MISSING and shown.loc["baseline", "detectable Δ"] == MISSING
+    # the full row's 3.0-point difference is beyond its detectable difference; sf2's 0.3 is below its own
+    assert numbers.loc["full", "detectable_mIoU"] < numbers.loc["full", "vs_ref_mIoU"]
+    assert numbers.loc["sf2", "detectable_mIoU"] > abs(numbers.loc["sf2", "vs_ref_mIoU"])
+    assert shown.loc["sf2", "detectable Δ"] == f"{numbers.loc['sf2', 'detectable_mIoU']:.2f}"
     assert any("Welch" in note for note in table.notes)
+    assert any(note.startswith("detectable Δ") and "power 0.8" in note for note in table.notes)
+
+
+def test_detectable_difference_is_found_by_welch_with_the_stated_power():
+    """Simulated seeds: a true difference equal to the detectable one is found in 80 % of the tables."""
+    from scipy import stats
+
+    from wsfcn.report.significance import detectable_difference
+
+    assert detectable_difference(0.6, 5, 0.6, 5) == pytest.approx(1.2, abs=0.02)  # σ 0.6, n 5: 1.2 points
+    assert detectable_difference(0.6, 3, 0.6, 3) > detectable_difference(0.6, 5, 0.6, 5)  # fewer seeds
+    assert detectable_difference(1.2, 5, 1.2, 5) == pytest.approx(2 * detectable_difference(0.6, 5, 0.6, 5))
+    assert math.isnan(detectable_difference(0.6, 1, 0.6, 5)) and detectable_difference(0.0, 3, 0.0, 3) == 0
+    rng = np.random.default_rng(0)
+    for std_a, n_a, std_b, n_b in ((0.6, 5, 0.6, 5), (1.5, 3, 0.5, 5)):
+        d = detectable_difference(std_a, n_a, std_b, n_b)
+        trials = 20_000
+        a = rng.normal(d, std_a, size=(trials, n_a))
+        b = rng.normal(0.0, std_b, size=(trials, n_b))
+        found = stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue < 0.05
+        # Welch's df from the sample stds varies per draw, so the rate is near (not exactly) 0.8
+        assert 0.75 < found.mean() < 0.85, (std_a, n_a, std_b, n_b, found.mean())
+        smaller = stats.ttest_ind(a - d / 2, b, axis=1, equal_var=False).pvalue < 0.05
+        assert smaller.mean() < 0.5, "half the detectable difference is mostly missed"
 
 
 def test_a_reference_that_is_not_a_run_is_refused(tmp_path):

@@ -138,6 +138,29 @@ def test_a_training_another_experiment_finished_is_used_where_it_lies(tmp_path):
     assert Path(again[2].to_params().train.out_dir) == base / "single-s1" / "train"
 
 
+@pytest.mark.parametrize("setting", ["embedded", "paper"])
+def test_table2_rows_that_are_table1_rows_reuse_table1s_trainings(tmp_path, setting):
+    """baseline, fca and sf2 of Table II train what Table I's baseline, mclm_srm and sf2 train: once
+    Table I's sweep finished them, Table II's sweep infers from them; its other six rows train anew."""
+    from wsfcn.checkpoints import save_checkpoint
+
+    table1 = load_experiment(ROOT / "experiments" / "table1_ablation.yaml")
+    table2 = load_experiment(ROOT / "experiments" / "table2_alternatives.yaml")
+    base = ROOT / "params.yaml"
+    done = {s.trial_id: s.to_params() for s in expand_trials(table1, setting, 1, base=base, root=tmp_path)}
+    for params in done.values():
+        save_checkpoint(Path(params.train.out_dir) / "last.pt", model=torch.nn.Linear(1, 1),
+                        epoch=params.train.epochs, params=params, num_classes=2,
+                        code_fingerprint=training_code_fingerprint())  # fmt: skip
+    specs = {s.trial_id: s.to_params() for s in expand_trials(table2, setting, 1, base=base, root=tmp_path)}
+    shared = {"baseline-s0": "baseline-s0", "fca-s0": "mclm_srm-s0", "sf2-s0": "sf2-s0"}
+    for trial, table1_trial in shared.items():
+        assert specs[trial].train.out_dir == done[table1_trial].train.out_dir, trial
+    table1_dirs = {p.train.out_dir for p in done.values()}
+    own = {t: p.train.out_dir for t, p in specs.items() if t not in shared}
+    assert len(own) == 6 and not table1_dirs & set(own.values()), own
+
+
 def test_trial_hash_ignores_paths_but_not_settings():
     p = load_params(None)
     same = load_params(None, {"train.out_dir": "/x", "data.root": "/y", "tracking.uri": "sqlite:////z.db"})

@@ -236,18 +236,22 @@ def experiment_table(
 
 
 def _versus_reference(reference: str, numbers: pd.DataFrame, display: pd.DataFrame, notes: list[str]) -> None:
-    """Columns ``Δ mIoU vs <reference>`` and Welch's p-value over seeds (numbers: ``vs_ref_mIoU``,
-    ``p_mIoU``); a row with p < ALPHA differs from the reference by more than the seed spread."""
-    from wsfcn.report.significance import ALPHA, welch_p
+    """Columns ``Δ mIoU vs <reference>``, Welch's p-value over seeds and the smallest difference that
+    test detects at the rows' n and std (numbers: ``vs_ref_mIoU``, ``p_mIoU``, ``detectable_mIoU``); a
+    row with p < ALPHA differs from the reference by more than the seed spread."""
+    from wsfcn.report.significance import ALPHA, POWER, detectable_difference, welch_p
 
     ref = numbers[numbers["run"] == reference].iloc[0]
-    deltas, ps = [], []
+    deltas, ps, detectable = [], [], []
     for _, row in numbers.iterrows():
         same = row["run"] == reference
         deltas.append(math.nan if same else row["mIoU_mean"] - ref["mIoU_mean"])
         args = (row["mIoU_mean"], row["mIoU_std"], int(row["mIoU_n"]))
         ps.append(math.nan if same else welch_p(*args, ref["mIoU_mean"], ref["mIoU_std"], int(ref["mIoU_n"])))
-    numbers["vs_ref_mIoU"], numbers["p_mIoU"] = deltas, ps
+        detectable.append(
+            math.nan if same else detectable_difference(args[1], args[2], ref["mIoU_std"], int(ref["mIoU_n"]))
+        )
+    numbers["vs_ref_mIoU"], numbers["p_mIoU"], numbers["detectable_mIoU"] = deltas, ps, detectable
     display[f"Δ mIoU vs {reference}"] = [
         "reference" if r == reference else number_cell(d, "{:+.2f}")
         for r, d in zip(numbers["run"], deltas, strict=True)
@@ -255,9 +259,15 @@ def _versus_reference(reference: str, numbers: pd.DataFrame, display: pd.DataFra
     display["p (Welch)"] = [
         MISSING if math.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "") for p in ps
     ]
+    display["detectable Δ"] = [number_cell(d, "{:.2f}") for d in detectable]
     notes.append(
         f"Δ mIoU vs {reference}: difference of the seed means; p: two-sided Welch's t-test over seeds "
         f"(unpaired, unequal variances); * marks p < {ALPHA}, a difference larger than the seed spread"
+    )
+    notes.append(
+        f"detectable Δ: the smallest mIoU difference from {reference} that this test finds with power "
+        f"{POWER} at α = {ALPHA}, given both rows' n and std; a true effect smaller than it is likely "
+        "to be missed"
     )
 
 
