@@ -210,6 +210,37 @@ def test_synthetic_download_stamp_and_prepare(tmp_path: Path, monkeypatch: pytes
     )
 
 
+def test_runs_sharing_a_data_folder_take_turns(tmp_path: Path) -> None:
+    """Two runs that download and prepare into the same folders at once (two trainings started
+    together) wait for each other instead of tearing down each other's lists."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wsfcn.file_lock import file_lock
+
+    sets = {
+        "data.root": str(tmp_path / "prepared"),
+        "data.downloads": str(tmp_path / "dl"),
+        "data.synthetic": {"num_train": 6, "num_val": 3, "image_size": 32, "seed": 3},
+    }
+    data = load_params(None, sets).data
+    for lock, stage in (
+        (tmp_path / "dl" / ".synthetic.lock", download_dataset),
+        (tmp_path / "prepared" / ".synthetic.prepare.lock", lambda d: prepare_dataset(d, workers=1)),
+    ):
+        done = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            with file_lock(lock):  # another run holds the folder
+                future = pool.submit(lambda stage=stage: (stage(data), done.set()))
+                assert not done.wait(1.0), f"{lock.name}: ran while another run held the folder"
+            future.result(timeout=120)
+        assert done.is_set()
+    with ThreadPoolExecutor(4) as pool:  # four at once: every one finishes with the same lists
+        outs = list(pool.map(lambda _: prepare_dataset(data, workers=1), range(4)))
+    assert len({str(o) for o in outs}) == 1
+    assert len((outs[0] / "lists" / "train.txt").read_text().split()) == 6
+
+
 def test_prepare_without_download_names_missing_folder(tmp_path: Path) -> None:
     data = load_params(None, {"data.root": str(tmp_path / "p"), "data.downloads": str(tmp_path / "dl")}).data
     with pytest.raises(DownloadError, match="run the download stage"):

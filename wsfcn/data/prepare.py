@@ -33,6 +33,7 @@ from wsfcn.data.download import DownloadError, ensure_source, locate_source
 from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, default_workers, labels_from_mask, map_files, read_mask
 from wsfcn.errors import DataError
+from wsfcn.file_lock import file_lock
 
 # source name -> the path its folder must contain
 SOURCES: dict[str, dict[str, str]] = {
@@ -54,6 +55,11 @@ def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Pa
         the stage writes (archives/, one folder per source, or the synthetic set) is in that folder.
     """
     downloads = Path(data.downloads) / data.name
+    with file_lock(downloads.parent / f".{data.name}.lock"):  # runs sharing the folder take turns
+        return _download_locked(data, downloads, progress)
+
+
+def _download_locked(data: Any, downloads: Path, progress: bool | None) -> dict[str, Path]:
     if data.name == "synthetic":
         folders = {"synthetic": ensure_synthetic(downloads, **_synthetic_args(data))}
     elif data.name == "folder":
@@ -130,8 +136,12 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
     Raises:
         DataError: listing every problem found by :func:`check_dataset` (also in ``problems.txt``).
     """
-    workers = workers or default_workers()
     out = Path(data.root) / data.name
+    with file_lock(out.parent / f".{data.name}.prepare.lock"):  # runs sharing the folder take turns
+        return _prepare_locked(data, out, progress, workers or default_workers())
+
+
+def _prepare_locked(data: Any, out: Path, progress: bool, workers: int) -> Path:
     folders = locate_sources(data)
     if data.name == "folder":
         from wsfcn.data.folder import prepare_folder

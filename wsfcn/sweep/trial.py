@@ -11,16 +11,15 @@ driver, before trials start.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import traceback
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from wsfcn.config import DataParams, Params
 from wsfcn.errors import InputError
+from wsfcn.file_lock import file_lock
 from wsfcn.stages import crf as crf_stage
 from wsfcn.stages import download as download_stage
 from wsfcn.stages import evaluate as evaluate_stage
@@ -36,18 +35,6 @@ Post = Callable[..., dict]  # (params, *, quiet) -> {"mIoU": %, "PixAcc": %, "fi
 
 class TrialStageError(InputError, RuntimeError):
     """Inference or CRF left images without a prediction; the message names the summary file."""
-
-
-@contextmanager
-def file_lock(path: Path):
-    """An exclusive ``flock`` on ``path`` (trials sharing one training folder wait for each other)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def train_or_reuse(params: Params, train: Train, mlflow_run: tuple[str, str], report, quiet: bool):
