@@ -140,13 +140,39 @@ def matmul_seconds(n: int = 2048) -> float:
     return time.perf_counter() - start
 
 
-def profile_table(side: Side, batch: dict, steps: int = 3, rows: int = 12) -> str:
+CONV_OPS = (
+    "aten::mkldnn_convolution",
+    "aten::convolution_backward",
+    "aten::_slow_conv2d_forward",
+    "aten::_slow_conv2d_backward",
+    "aten::slow_conv_dilated2d",
+)
+
+
+def profile_table(side: Side, batch: dict, steps: int = 3, rows: int = 12) -> tuple[str, float, float]:
+    """The top ops by self CPU time over ``steps`` steps, and the seconds per step spent in the
+    convolutions (forward and backward kernels) and in all ops."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for i in range(steps):
             side.step(batch, i)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    averages = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in averages if e.key in CONV_OPS) / 1e6 / steps
+    total = sum(e.self_cpu_time_total for e in averages) / 1e6 / steps
+    return averages.table(sort_by="self_cpu_time_total", row_limit=rows), conv, total
+
+
+def forward_flops_by_module(side: Side, batch: dict) -> dict[str, float]:
+    """GFLOP of one forward pass per top-level part of the network (backbone, context, fusion, ...)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False, depth=2)
+    with counter, torch.no_grad():
+        side.net(batch["image"], images_raw=batch["image_raw"], labels=batch["labels"])
+    counts = counter.get_flop_counts()
+    parts = {name: sum(ops.values()) / 1e9 for name, ops in counts.items() if name.count(".") == 1}
+    return {"total": counter.get_total_flops() / 1e9, **parts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ref-set", action="append", default=[], metavar="KEY=VALUE", help="more overrides for REF's side"
     )
-    parser.add_argument("--profile", action="store_true", help="print the top ops (self CPU time)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the top ops (self CPU time), the convolutions' share of the step and their GFLOP/s, "
+        "and the forward GFLOP of each part of the network",
+    )
     parser.add_argument("--json", default="", help="also write the result to this file")
     args = parser.parse_args(argv)
     if args.threads:
@@ -217,11 +248,20 @@ def main(argv: list[str] | None = None) -> int:
         pairs = zip(np.ravel(losses["ref"]), np.ravel(losses["this"]), strict=True)
         result["max_loss_diff"] = max(abs(a - b) for a, b in pairs)
         result["max_grad_diff_after_warmup"] = diff
+    if args.profile:
+        tables = {}
+        for k, side in sides.items():
+            tables[k], conv, total = profile_table(side, batch)
+            result[f"{k}_conv_share"] = round(conv / total, 3)
+            result[f"{k}_conv_gflop_s"] = round(flops / conv / 1e9, 1)
+        result["forward_gflop"] = {
+            k: round(v, 2) for k, v in forward_flops_by_module(sides["this"], batch).items()
+        }
     print(json.dumps(result, indent=1), flush=True)
     if args.profile:
-        for k, side in sides.items():
+        for k, table in tables.items():
             print(f"\n== {k}: top ops by self CPU time (3 steps) ==")
-            print(profile_table(side, batch))
+            print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
