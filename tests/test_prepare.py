@@ -216,7 +216,7 @@ def test_runs_sharing_a_data_folder_take_turns(tmp_path: Path) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from wsfcn.file_lock import file_lock
+    from wsfcn.file_lock import folder_lock
 
     sets = {
         "data.root": str(tmp_path / "prepared"),
@@ -224,15 +224,15 @@ def test_runs_sharing_a_data_folder_take_turns(tmp_path: Path) -> None:
         "data.synthetic": {"num_train": 6, "num_val": 3, "image_size": 32, "seed": 3},
     }
     data = load_params(None, sets).data
-    for lock, stage in (
-        (tmp_path / "dl" / ".synthetic.lock", download_dataset),
-        (tmp_path / "prepared" / ".synthetic.prepare.lock", lambda d: prepare_dataset(d, workers=1)),
+    for folder, stage in (
+        (tmp_path / "dl" / "synthetic", download_dataset),
+        (tmp_path / "prepared" / "synthetic", lambda d: prepare_dataset(d, workers=1)),
     ):
         done = threading.Event()
         with ThreadPoolExecutor(1) as pool:
-            with file_lock(lock):  # another run holds the folder
-                future = pool.submit(lambda stage=stage: (stage(data), done.set()))
-                assert not done.wait(1.0), f"{lock.name}: ran while another run held the folder"
+            with folder_lock(folder):  # another run holds the folder
+                future = pool.submit(lambda stage=stage, done=done: (stage(data), done.set()))
+                assert not done.wait(1.0), f"{folder}: ran while another run held it"
             future.result(timeout=120)
         assert done.is_set()
     with ThreadPoolExecutor(4) as pool:  # four at once: every one finishes with the same lists

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -22,3 +24,10 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def folder_lock(folder: Path) -> AbstractContextManager[None]:
+    """:func:`file_lock` on a lock file kept for ``folder`` under the system's temporary folder, so that
+    locking writes nothing beside the user's data (processes on one machine take turns)."""
+    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    return file_lock(Path(tempfile.gettempdir()) / "wsfcn-locks" / f"{key}.lock")

@@ -33,7 +33,7 @@ from wsfcn.data.download import DownloadError, ensure_source, locate_source
 from wsfcn.data.index import DatasetIndex
 from wsfcn.data.io import DataFileError, default_workers, labels_from_mask, map_files, read_mask
 from wsfcn.errors import DataError
-from wsfcn.file_lock import file_lock
+from wsfcn.file_lock import folder_lock
 
 # source name -> the path its folder must contain
 SOURCES: dict[str, dict[str, str]] = {
@@ -55,7 +55,7 @@ def download_dataset(data: Any, *, progress: bool | None = None) -> dict[str, Pa
         the stage writes (archives/, one folder per source, or the synthetic set) is in that folder.
     """
     downloads = Path(data.downloads) / data.name
-    with file_lock(downloads.parent / f".{data.name}.lock"):  # runs sharing the folder take turns
+    with folder_lock(downloads):  # runs sharing the folder take turns
         return _download_locked(data, downloads, progress)
 
 
@@ -137,7 +137,7 @@ def prepare_dataset(data: Any, *, progress: bool = False, workers: int = 0) -> P
         DataError: listing every problem found by :func:`check_dataset` (also in ``problems.txt``).
     """
     out = Path(data.root) / data.name
-    with file_lock(out.parent / f".{data.name}.prepare.lock"):  # runs sharing the folder take turns
+    with folder_lock(out):  # runs sharing the folder take turns
         return _prepare_locked(data, out, progress, workers or default_workers())
 
 
