@@ -21,12 +21,19 @@ def welch_p(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, 
 
     if min(n_a, n_b) < 2 or any(math.isnan(v) for v in (mean_a, std_a, mean_b, std_b)):
         return math.nan
+    se, df = _welch_se_df(std_a, n_a, std_b, n_b)
+    if se == 0:
+        return 0.0 if mean_a != mean_b else 1.0
+    return float(2 * stats.t.sf(abs(mean_a - mean_b) / se, df))
+
+
+def _welch_se_df(std_a: float, n_a: int, std_b: float, n_b: int) -> tuple[float, float]:
+    """The standard error of the difference of two means and Welch's degrees of freedom (df is NaN
+    when both rows have no spread)."""
     var_a, var_b = std_a**2 / n_a, std_b**2 / n_b
     if var_a + var_b == 0:
-        return 0.0 if mean_a != mean_b else 1.0
-    t = (mean_a - mean_b) / math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
-    return float(2 * stats.t.sf(abs(t), df))
+        return 0.0, math.nan
+    return math.sqrt(var_a + var_b), (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
 
 
 POWER = 0.8  # the chance of finding a true difference that a detectable difference is sized for
@@ -46,11 +53,9 @@ def detectable_difference(
 
     if min(n_a, n_b) < 2 or any(math.isnan(v) for v in (std_a, std_b)):
         return math.nan
-    var_a, var_b = std_a**2 / n_a, std_b**2 / n_b
-    if var_a + var_b == 0:
+    se, df = _welch_se_df(std_a, n_a, std_b, n_b)
+    if se == 0:
         return 0.0
-    se = math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
     t_crit = stats.t.ppf(1 - alpha / 2, df)
 
     def shortfall(noncentrality: float) -> float:
