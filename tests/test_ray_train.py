@@ -95,3 +95,33 @@ def test_a_restarted_worker_restores_the_best_pt_of_its_ray_checkpoint(tmp_path)
     assert restore_best(folder, out)  # best.pt without its last.pt: the checkpoint's is taken
     assert (out / "best.pt").read_bytes() == b"epoch 2"
     assert not restore_best(tmp_path / "empty", out)  # a checkpoint without best.pt (PRETRAIN epochs)
+
+
+def test_each_worker_resumes_from_its_own_download_of_a_checkpoint_on_shared_storage(tmp_path):
+    """Two workers of one machine resuming from ``s3://…``: the later one must not download again into
+    the folder the first one is reading (Ray's ``as_directory`` does, in place: a mapped reader dies)."""
+    import pyarrow.fs
+    import torch
+    from ray.train import Checkpoint
+
+    from wsfcn.integrations.ray_train import CKPT_NAME, private_directory
+
+    store = tmp_path / "bucket" / "checkpoint_000001"
+    store.mkdir(parents=True)
+    torch.save({"w": torch.arange(1000.0)}, store / CKPT_NAME)
+    remote = pyarrow.fs.SubTreeFileSystem(str(tmp_path / "bucket"), pyarrow.fs.LocalFileSystem())
+    checkpoint = Checkpoint("checkpoint_000001", filesystem=remote)  # not a LocalFileSystem: downloaded
+    with private_directory(checkpoint) as first:
+        state = torch.load(first / CKPT_NAME, mmap=True, weights_only=True)
+        before = os.stat(first / CKPT_NAME)
+        with private_directory(checkpoint) as second:  # the machine's other worker, arriving later
+            assert second != first
+            assert (second / CKPT_NAME).read_bytes() == (store / CKPT_NAME).read_bytes()
+        after = os.stat(first / CKPT_NAME)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # untouched
+        assert torch.equal(state["w"], torch.arange(1000.0))
+        assert not second.exists()  # each download is removed when its reader is done
+    assert not first.exists()
+    with private_directory(Checkpoint.from_directory(str(store))) as folder:
+        assert folder == store  # a checkpoint on a local filesystem is read where it lies
+    assert (store / CKPT_NAME).is_file()

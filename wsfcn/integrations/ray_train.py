@@ -16,10 +16,11 @@ reporting happen inside the workers; only rank 0 logs to MLflow. Inside a Ray Tu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,29 @@ def restore_best(folder: Path, out_dir: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def private_directory(checkpoint: Any) -> Iterator[Path]:
+    """A Ray checkpoint as a folder only this process reads: the checkpoint's own folder on a local
+    filesystem, else a fresh download removed on exit.
+
+    Not ``Checkpoint.as_directory()``: on shared storage (``s3://…``) it hands every process of the
+    machine one temporary folder and downloads into it again when a process arrives after the first
+    download ended, rewriting the files in place while another process reads them (a resume maps
+    them, so the reader dies of SIGBUS).
+    """
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        yield Path(checkpoint.path)
+        return
+    folder = tempfile.mkdtemp(prefix="wsfcn-resume-")
+    try:
+        checkpoint.to_directory(folder)
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker body: threads, device, reporters, resume point, then ``config["fit"]``."""
     import ray.train
@@ -117,14 +141,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if checkpoint is None:
             fit(params, report=chain(*reporters), resume=config["resume"], quiet=quiet)
             return
-        with checkpoint.as_directory() as folder:
+        with private_directory(checkpoint) as folder:
             if ctx.get_world_rank() == 0:
-                restore_best(Path(folder), Path(params.train.out_dir))
+                restore_best(folder, Path(params.train.out_dir))
             fit(
                 params,
                 report=chain(*reporters),
                 resume=True,
-                resume_from=[Path(folder) / CKPT_NAME],
+                resume_from=[folder / CKPT_NAME],
                 quiet=quiet,
             )
     except NonFiniteLossError as err:  # every rank sees the same all-reduced loss: stop, do not retry
