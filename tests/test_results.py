@@ -84,12 +84,15 @@ def test_default_runs_are_consistent_and_quoted_as_measured(name, in_readme):
     assert (iou.idxmin(axis=1).str.removeprefix("IoU_") == runs["lowest_class"]).all()
     docs = (ROOT / "docs" / "embedded-benchmark.md").read_text()
     readme = (ROOT / "README.md").read_text()
+
+    def mean_std(values: pd.Series) -> str:
+        return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+
     for amp, group in runs.groupby("train_amp"):
         assert group["seed"].is_unique, amp
         if len(group) > 1:
-            quoted = f"{group['mIoU'].mean():.2f} ± {group['mIoU'].std(ddof=1):.2f}"
+            quoted = mean_std(group["mIoU"])
             assert quoted in docs, (name, amp, quoted)
             assert quoted in readme or not in_readme, (name, amp, quoted)
         if "mIoU_crf" in group and len(group) > 1:  # the same trainings after the dense CRF
-            crf = group["mIoU_crf"]
-            assert f"{crf.mean():.2f} ± {crf.std(ddof=1):.2f}" in docs, (name, amp)
+            assert mean_std(group["mIoU_crf"]) in docs, (name, amp)
