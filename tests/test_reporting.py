@@ -445,7 +445,8 @@ def test_dvc_result_of_a_converted_release_is_a_released_checkpoint_row():
 
     root = Path(__file__).resolve().parents[1]
     sets = {"data.name": "voc", "infer.checkpoint": "models/ws-fcn.pt", "infer.scales": [1.0, 0.5, 1.5, 2.0],
-            "infer.flip": True, "infer.pad_size": 1024, "eval.crf": True}  # fmt: skip
+            "infer.flip": True, "infer.pad_size": 1024, "infer.bg_constant": 0.25,
+            "eval.crf": True}  # fmt: skip
     flat = flatten(load_params(root / "params.yaml", sets))
     assert flat["model.backbone"] == "mini"
     provenance = {"source": "model_enc_e018Xs0.905.pth", "sha256": "cd" * 32,

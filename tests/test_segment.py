@@ -114,3 +114,19 @@ def test_collect_images_reports_empty_folder(tmp_path):
     files, errors = segment.collect_images([str(tmp_path / "empty"), str(tmp_path / "missing.jpg")])
     assert files == [] and len(errors) == 2
     assert "no image files" in errors[0] and "missing.jpg" in errors[1]
+
+
+def test_bg_constant_flag_decides_where_masks_stop(tmp_path, checkpoint, params_file, capsys):
+    """``--bg-constant`` overrides ``infer.bg_constant``: 1.0 leaves only background, 0.0 none."""
+    Image.fromarray(rgb(24, 32)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    image = str(tmp_path / "a.png")
+    base = ["--params", params_file, "--checkpoint", str(checkpoint), "--out", str(out), image]
+    assert run_segment(base + ["--fp-cut", "0.0", "--bg-constant", "0.0"]) == 0
+    assert np.all(np.array(Image.open(out / "a.png")) > 0)
+    assert run_segment(base + ["--fp-cut", "0.0", "--bg-constant", "1.0"]) == 0
+    assert np.all(np.array(Image.open(out / "a.png")) == 0)
+    for bad in ("1.5", "x"):
+        with pytest.raises(SystemExit):
+            run_segment(base + ["--bg-constant", bad])
+    assert "--bg-constant wants a number in [0, 1], got '1.5'" in capsys.readouterr().err

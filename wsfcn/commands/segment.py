@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dense CRF post-processing (default: eval.crf)",
     )
     parser.add_argument("--fp-cut", type=float, help="class score threshold (default: infer.fp_cut)")
+    parser.add_argument(
+        "--bg-constant",
+        type=_probability,
+        help="background score, 0.25 for the released model (default: infer.bg_constant)",
+    )
     parser.add_argument("--pad-size", type=int, help="centred padding side, 0 none (default: infer.pad_size)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument(
@@ -60,6 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="larger images are segmented at this long side, the mask scaled back (0: never)",
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay colour weight (default 0.5)")
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bg-constant wants a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--bg-constant wants a number in [0, 1], got {text!r}")
+    return value
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -123,7 +138,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"segment: {err}", file=sys.stderr)
         return 2
     options = InferOptions.from_params(
-        infer, scales=args.scales, flip=args.flip, pad_size=args.pad_size, fp_cut=args.fp_cut, device=device
+        infer,
+        scales=args.scales,
+        flip=args.flip,
+        pad_size=args.pad_size,
+        fp_cut=args.fp_cut,
+        bg_constant=args.bg_constant,
+        device=device,
     )
     crf = CRFOptions.from_params(params.eval.crf_params)
     out = Path(args.out)
