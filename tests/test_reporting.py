@@ -9,7 +9,7 @@ import pytest
 from helpers.stages import load_stage
 
 from wsfcn.experiments import load_experiment
-from wsfcn.report.display import MISSING
+from wsfcn.report.display import MISSING, p_value_cell
 from wsfcn.report.tables import build_tables, experiment_table, paper_values
 from wsfcn.report.writers import format_terminal, latex_escape, markdown_table, write_table
 
@@ -106,6 +106,13 @@ def test_rows_are_tested_against_the_reference_with_welch():
     assert shown.loc["sf2", "detectable Δ"] == f"{numbers.loc['sf2', 'detectable_mIoU']:.2f}"
     assert any("Welch" in note for note in table.notes)
     assert any(note.startswith("detectable Δ") and "power 0.8" in note for note in table.notes)
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"), [(0.4567, "0.457"), (0.0449, "0.045 *"), (0.00054, "<0.001 *"), (math.nan, MISSING)]
+)
+def test_p_values_below_a_thousandth_are_not_shown_as_zero(p, shown):
+    assert p_value_cell(p, 0.05) == shown
 
 
 def test_detectable_difference_is_found_by_welch_with_the_stated_power():

@@ -17,6 +17,14 @@ def number_cell(value: float, fmt: str = "{:.2f}") -> str:
     return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
+def p_value_cell(p: float, alpha: float) -> str:
+    """A p-value to three decimals, "<0.001" below that, starred when below ``alpha``."""
+    if math.isnan(p):
+        return MISSING
+    shown = "<0.001" if p < 0.001 else f"{p:.3f}"
+    return shown + (" *" if p < alpha else "")
+
+
 def paper_cell(value: object) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return number_cell(float(value))

@@ -23,7 +23,15 @@ import pandas as pd
 from wsfcn.experiments import Experiment
 from wsfcn.report.checkpoint_rows import GIVEN_KINDS, given_kind, renamed_given, split_given, subset_sizes
 from wsfcn.report.contract import CHECKPOINT_TAG, METRICS, TAG_COLUMNS
-from wsfcn.report.display import MISSING, image_count, number_cell, ours_cell, paper_cell, subset_label
+from wsfcn.report.display import (
+    MISSING,
+    image_count,
+    number_cell,
+    ours_cell,
+    p_value_cell,
+    paper_cell,
+    subset_label,
+)
 from wsfcn.report.pipeline_rows import pipeline_runs
 from wsfcn.report.runs import contract_columns, empty_runs, read_runs_csv
 from wsfcn.report.summary import summarise
@@ -256,9 +264,7 @@ def _versus_reference(reference: str, numbers: pd.DataFrame, display: pd.DataFra
         "reference" if r == reference else number_cell(d, "{:+.2f}")
         for r, d in zip(numbers["run"], deltas, strict=True)
     ]
-    display["p (Welch)"] = [
-        MISSING if math.isnan(p) else f"{p:.3f}" + (" *" if p < ALPHA else "") for p in ps
-    ]
+    display["p (Welch)"] = [p_value_cell(p, ALPHA) for p in ps]
     display["detectable Δ"] = [number_cell(d, "{:.2f}") for d in detectable]
     notes.append(
         f"Δ mIoU vs {reference}: difference of the seed means; p: two-sided Welch's t-test over seeds "
