@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "embedded"
 RUNS = RESULTS / "runs.csv"
-TABLES = {"table1": "table1_ablation", "table3": "table3_inference"}
+TABLES = {"table1": "table1_ablation", "table2": "table2_alternatives", "table3": "table3_inference"}
 SEEDS = {"table1_ablation": 5, "table2_alternatives": 3, "table3_inference": 5}  # the README's --seeds
 
 
@@ -64,6 +64,54 @@ def test_table3_infers_from_table1s_full_trainings():
     assert by_seed(flip, "tags.wsfcn.trial_hash") == by_seed(full, "tags.wsfcn.trial_hash")
     assert by_seed(flip, "metrics.mIoU") == by_seed(full, "metrics.mIoU")
     assert by_seed(flip, "metrics.PixAcc") == by_seed(full, "metrics.PixAcc")
+
+
+def test_table2_reuses_table1s_equal_trainings():
+    """Table II's baseline, fca and sf2 rows are Table I's baseline, mclm_srm and sf2 trainings (seeds
+    0-2): the same trial hash and the same numbers; its six other rows trained their own."""
+    runs = pd.read_csv(RUNS, dtype=str)
+    done = runs[runs["status"] == "FINISHED"]
+    table1 = done[done["tags.wsfcn.experiment"] == "table1_ablation"]
+    table2 = done[done["tags.wsfcn.experiment"] == "table2_alternatives"]
+    seeds = {str(seed) for seed in range(SEEDS["table2_alternatives"])}
+
+    def by_seed(frame, column):
+        return {s: v for s, v in zip(frame["tags.wsfcn.seed"], frame[column], strict=True) if s in seeds}
+
+    equal_rows = {"baseline": "baseline", "fca": "mclm_srm", "sf2": "sf2"}
+    for row, source in equal_rows.items():
+        mine = table2[table2["tags.wsfcn.run"] == row]
+        theirs = table1[table1["tags.wsfcn.run"] == source]
+        assert set(mine["tags.wsfcn.seed"]) == seeds, row
+        reused_from = f"/table1_ablation/embedded/{source}-s"
+        assert mine["tags.wsfcn.train_reused"].str.contains(reused_from).all(), row
+        for column in ("tags.wsfcn.trial_hash", "metrics.mIoU", "metrics.PixAcc"):
+            assert by_seed(mine, column) == by_seed(theirs, column), (row, column)
+    trained = table2[~table2["tags.wsfcn.run"].isin(list(equal_rows))]
+    assert len(trained) == 6 * len(seeds) and trained["tags.wsfcn.train_reused"].isna().all()
+
+
+def test_every_trial_of_the_three_tables_ran_the_same_code():
+    """One commit for all three tables: every finished trial logs the same code fingerprint."""
+    runs = pd.read_csv(RUNS, dtype=str)
+    done = runs[runs["status"] == "FINISHED"]
+    trials = done[done["tags.wsfcn.experiment"].isin(list(TABLES.values()))]
+    assert set(trials["tags.wsfcn.experiment"]) == set(TABLES.values())
+    assert trials["tags.wsfcn.code_fingerprint"].nunique(dropna=False) == 1
+
+
+@pytest.mark.parametrize("table", ["table1", "table2"])
+def test_readme_quotes_the_committed_tables(table):
+    """Each row of the README's Tables I and II gives the committed csv's paper mIoU, mean ± std, Δ vs
+    baseline, Welch p and detectable Δ, rounded as the tables round them."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for row in pd.read_csv(RESULTS / f"{table}.csv").itertuples():
+        cells = [f"{row.paper_mIoU:.2f}", f"{row.mIoU_mean:.2f} ± {row.mIoU_std:.2f}"]
+        if not pd.isna(row.vs_ref_mIoU):
+            p_value = "<0.001" if row.p_mIoU < 0.001 else f"{row.p_mIoU:.3f}"
+            cells += [f"{row.vs_ref_mIoU:+.2f}".replace("-", "−"), p_value, f"{row.detectable_mIoU:.2f}"]
+        rows = [line for line in lines if line.startswith(f"| {row.run} ")]
+        assert sum(all(cell in line for cell in cells) for line in rows) == 1, (table, row.run, cells)
 
 
 @pytest.mark.parametrize(
