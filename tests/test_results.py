@@ -15,6 +15,18 @@ TABLES = {"table1": "table1_ablation", "table2": "table2_alternatives", "table3"
 SEEDS = {"table1_ablation": 5, "table2_alternatives": 3, "table3_inference": 5}  # the README's --seeds
 
 
+def finished_runs() -> pd.DataFrame:
+    """The finished runs of ``runs.csv``, every column as text."""
+    runs = pd.read_csv(RUNS, dtype=str)
+    return runs[runs["status"] == "FINISHED"]
+
+
+def by_seed(frame: pd.DataFrame, column: str, seeds: set[str] | None = None) -> dict[str, str]:
+    """``{seed: frame[column]}`` over one row's runs, restricted to ``seeds`` when given."""
+    pairs = zip(frame["tags.wsfcn.seed"], frame[column], strict=True)
+    return {seed: value for seed, value in pairs if seeds is None or seed in seeds}
+
+
 def test_committed_tables_are_rebuilt_from_their_runs(tmp_path):
     from wsfcn.params_yaml import load_params
     from wsfcn.stages import tables as stages
@@ -35,8 +47,8 @@ def test_committed_tables_are_rebuilt_from_their_runs(tmp_path):
 
 @pytest.mark.parametrize("table, experiment", TABLES.items())
 def test_each_row_counts_exactly_its_finished_embedded_seeds(table, experiment):
-    runs = pd.read_csv(RUNS, dtype=str)
-    done = runs[(runs["tags.wsfcn.experiment"] == experiment) & (runs["status"] == "FINISHED")]
+    done = finished_runs()
+    done = done[done["tags.wsfcn.experiment"] == experiment]
     assert set(done["tags.wsfcn.dataset"]) == {"synthetic"}
     seeds = done.groupby("tags.wsfcn.run")["tags.wsfcn.seed"].nunique()
     numbers = pd.read_csv(RESULTS / f"{table}.csv").set_index("run")
@@ -47,8 +59,7 @@ def test_each_row_counts_exactly_its_finished_embedded_seeds(table, experiment):
 
 
 def test_table3_infers_from_table1s_full_trainings():
-    runs = pd.read_csv(RUNS, dtype=str)
-    done = runs[runs["status"] == "FINISHED"]
+    done = finished_runs()
     table3 = done[done["tags.wsfcn.experiment"] == "table3_inference"]
     assert (
         len(table3) == 4 * SEEDS["table3_inference"]
@@ -56,10 +67,6 @@ def test_table3_infers_from_table1s_full_trainings():
     )
     full = done[(done["tags.wsfcn.experiment"] == "table1_ablation") & (done["tags.wsfcn.run"] == "full")]
     flip = table3[table3["tags.wsfcn.run"] == "flip"]
-
-    def by_seed(frame, column):
-        return dict(zip(frame["tags.wsfcn.seed"], frame[column], strict=True))
-
     # the same trial (hash) on the same trained weights: the same numbers, to the last digit logged
     assert by_seed(flip, "tags.wsfcn.trial_hash") == by_seed(full, "tags.wsfcn.trial_hash")
     assert by_seed(flip, "metrics.mIoU") == by_seed(full, "metrics.mIoU")
@@ -69,14 +76,10 @@ def test_table3_infers_from_table1s_full_trainings():
 def test_table2_reuses_table1s_equal_trainings():
     """Table II's baseline, fca and sf2 rows are Table I's baseline, mclm_srm and sf2 trainings (seeds
     0-2): the same trial hash and the same numbers; its six other rows trained their own."""
-    runs = pd.read_csv(RUNS, dtype=str)
-    done = runs[runs["status"] == "FINISHED"]
+    done = finished_runs()
     table1 = done[done["tags.wsfcn.experiment"] == "table1_ablation"]
     table2 = done[done["tags.wsfcn.experiment"] == "table2_alternatives"]
     seeds = {str(seed) for seed in range(SEEDS["table2_alternatives"])}
-
-    def by_seed(frame, column):
-        return {s: v for s, v in zip(frame["tags.wsfcn.seed"], frame[column], strict=True) if s in seeds}
 
     equal_rows = {"baseline": "baseline", "fca": "mclm_srm", "sf2": "sf2"}
     for row, source in equal_rows.items():
@@ -86,15 +89,14 @@ def test_table2_reuses_table1s_equal_trainings():
         reused_from = f"/table1_ablation/embedded/{source}-s"
         assert mine["tags.wsfcn.train_reused"].str.contains(reused_from).all(), row
         for column in ("tags.wsfcn.trial_hash", "metrics.mIoU", "metrics.PixAcc"):
-            assert by_seed(mine, column) == by_seed(theirs, column), (row, column)
+            assert by_seed(mine, column, seeds) == by_seed(theirs, column, seeds), (row, column)
     trained = table2[~table2["tags.wsfcn.run"].isin(list(equal_rows))]
     assert len(trained) == 6 * len(seeds) and trained["tags.wsfcn.train_reused"].isna().all()
 
 
 def test_every_trial_of_the_three_tables_ran_the_same_code():
     """One commit for all three tables: every finished trial logs the same code fingerprint."""
-    runs = pd.read_csv(RUNS, dtype=str)
-    done = runs[runs["status"] == "FINISHED"]
+    done = finished_runs()
     trials = done[done["tags.wsfcn.experiment"].isin(list(TABLES.values()))]
     assert set(trials["tags.wsfcn.experiment"]) == set(TABLES.values())
     assert trials["tags.wsfcn.code_fingerprint"].nunique(dropna=False) == 1
@@ -104,11 +106,13 @@ def test_every_trial_of_the_three_tables_ran_the_same_code():
 def test_readme_quotes_the_committed_tables(table):
     """Each row of the README's Tables I and II gives the committed csv's paper mIoU, mean ± std, Δ vs
     baseline, Welch p and detectable Δ, rounded as the tables round them."""
+    from wsfcn.report.display import p_value_cell
+
     lines = (ROOT / "README.md").read_text().splitlines()
     for row in pd.read_csv(RESULTS / f"{table}.csv").itertuples():
         cells = [f"{row.paper_mIoU:.2f}", f"{row.mIoU_mean:.2f} ± {row.mIoU_std:.2f}"]
         if not pd.isna(row.vs_ref_mIoU):
-            p_value = "<0.001" if row.p_mIoU < 0.001 else f"{row.p_mIoU:.3f}"
+            p_value = p_value_cell(row.p_mIoU, alpha=0.0)  # the tables' own text, without the star
             cells += [f"{row.vs_ref_mIoU:+.2f}".replace("-", "−"), p_value, f"{row.detectable_mIoU:.2f}"]
         rows = [line for line in lines if line.startswith(f"| {row.run} ")]
         assert sum(all(cell in line for cell in cells) for line in rows) == 1, (table, row.run, cells)
