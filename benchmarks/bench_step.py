@@ -3,8 +3,9 @@
 One step is the body of :func:`wsfcn.train.loop.train_one_epoch` (forward with PAMR, pseudo-GT and both
 losses, ``L_cls + L_mask``, backward, SGD) on a fixed batch of synthetic images (``render_sample``),
 under ``train.amp`` / ``train.channels_last`` / ``train.compile`` of the params. Also measured, in
-the same loop so that both see the same load: a 2048² fp32 matmul, the rate the step's arithmetic
-(FlopCounterMode: convolutions) is compared with.
+the same loop so that both see the same load: a 2048² matmul in fp32 and in bf16, the rates the step's
+arithmetic (FlopCounterMode: convolutions) is compared with (on a CPU without native bf16 the bf16
+matmul falls back to slow kernels, and its rate says so).
 
 ``--compare REF`` loads the ``wsfcn`` package of git revision REF as ``wsfcn_ref`` and times its step
 interleaved with this tree's (A, B, A, B, ...; medians), from the same initial weights and seeds,
@@ -133,8 +134,9 @@ def step_flops(side: Side, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_seconds(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_seconds(n: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+    """Seconds of one (n, n) @ (n, n) matmul in ``dtype``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     start = time.perf_counter()
     a @ b
     return time.perf_counter() - start
@@ -217,16 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         grads = {k: side.grads() for k, side in sides.items()}
         diff = max((a - b).abs().max().item() for a, b in zip(grads["ref"], grads["this"], strict=True))
-    times = {k: [] for k in [*sides, "matmul"]}
+    times = {k: [] for k in [*sides, "matmul", "matmul_bf16"]}
     for i in range(args.steps):
         for k, side in sides.items():
             start = time.perf_counter()
             losses[k].append(side.step(batch, 2000 + i))
             times[k].append(time.perf_counter() - start)
         times["matmul"].append(matmul_seconds())
+        times["matmul_bf16"].append(matmul_seconds(dtype=torch.bfloat16))
     med = {k: statistics.median(v) for k, v in times.items()}
     flops = step_flops(sides["this"], batch)
     matmul_rate = 2 * 2048**3 / med["matmul"] / 1e9
+    bf16_matmul_rate = 2 * 2048**3 / med["matmul_bf16"] / 1e9
     result = {
         "threads": torch.get_num_threads(),
         "batch": params.train.batch_size,
@@ -236,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         "channels_last": params.train.channels_last,
         "gflop_per_step": round(flops / 1e9, 2),
         "matmul_gflop_s": round(matmul_rate, 1),
+        "matmul_bf16_gflop_s": round(bf16_matmul_rate, 1),
     }
     for k in sides:
         result[f"{k}_ms"] = round(1000 * med[k], 1)
         result[f"{k}_images_per_s"] = round(params.train.batch_size / med[k], 1)
         result[f"{k}_gflop_s"] = round(flops / med[k] / 1e9, 1)
         result[f"{k}_of_matmul"] = round(flops / med[k] / 1e9 / matmul_rate, 3)
+        result[f"{k}_of_bf16_matmul"] = round(flops / med[k] / 1e9 / bf16_matmul_rate, 3)
     if args.compare:
         result["speedup"] = round(med["ref"] / med["this"], 3)
         result["same_losses"] = losses["ref"] == losses["this"]
