@@ -134,12 +134,20 @@ def step_flops(side: Side, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_seconds(n: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+MATMUL_SIZE = 2048
+
+
+def matmul_seconds(dtype: torch.dtype = torch.float32, n: int = MATMUL_SIZE) -> float:
     """Seconds of one (n, n) @ (n, n) matmul in ``dtype``."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     start = time.perf_counter()
     a @ b
     return time.perf_counter() - start
+
+
+def matmul_gflop_s(seconds: float, n: int = MATMUL_SIZE) -> float:
+    """The rate of an (n, n) @ (n, n) matmul that took ``seconds``."""
+    return 2 * n**3 / seconds / 1e9
 
 
 CONV_OPS = (
@@ -226,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             losses[k].append(side.step(batch, 2000 + i))
             times[k].append(time.perf_counter() - start)
         times["matmul"].append(matmul_seconds())
-        times["matmul_bf16"].append(matmul_seconds(dtype=torch.bfloat16))
+        times["matmul_bf16"].append(matmul_seconds(torch.bfloat16))
     med = {k: statistics.median(v) for k, v in times.items()}
     flops = step_flops(sides["this"], batch)
-    matmul_rate = 2 * 2048**3 / med["matmul"] / 1e9
-    bf16_matmul_rate = 2 * 2048**3 / med["matmul_bf16"] / 1e9
+    matmul_rate = matmul_gflop_s(med["matmul"])
+    bf16_matmul_rate = matmul_gflop_s(med["matmul_bf16"])
     result = {
         "threads": torch.get_num_threads(),
         "batch": params.train.batch_size,

@@ -80,7 +80,6 @@ def test_table2_reuses_table1s_equal_trainings():
     table1 = done[done["tags.wsfcn.experiment"] == "table1_ablation"]
     table2 = done[done["tags.wsfcn.experiment"] == "table2_alternatives"]
     seeds = {str(seed) for seed in range(SEEDS["table2_alternatives"])}
-
     equal_rows = {"baseline": "baseline", "fca": "mclm_srm", "sf2": "sf2"}
     for row, source in equal_rows.items():
         mine = table2[table2["tags.wsfcn.run"] == row]
