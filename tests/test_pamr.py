@@ -1,5 +1,6 @@
 """PAMR (method §5) against a direct transcription of the definition."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -88,3 +89,18 @@ def test_size_option_runs_at_requested_resolution():
         size=48,
     )
     assert out.shape == (1, 3, 48, 48)
+
+
+@pytest.mark.parametrize(
+    ("batch", "mask_size", "size"), [(5, (10, 10), 20), (7, (9, 13), 0), (3, (12, 12), 0)]
+)
+def test_chunked_batch_gives_the_values_of_one_pass(batch, mask_size, size):
+    """Chunks of the batch (the CPU default) refine every image exactly as one pass does."""
+    torch.manual_seed(0)
+    image = torch.rand(batch, 3, 40, 40)
+    masks = torch.softmax(torch.randn(batch, 4, *mask_size), dim=1)
+    kwargs = {"iterations": 4, "dilations": (1, 2, 4), "size": size}
+    one_pass = pamr(image, masks, chunk_values=0, **kwargs)
+    per_image = 4 * (size * size if size else mask_size[0] * mask_size[1])
+    for chunk_values in (1, 2 * per_image, 3 * per_image + 1, None):
+        assert torch.equal(pamr(image, masks, chunk_values=chunk_values, **kwargs), one_pass), chunk_values

@@ -54,6 +54,14 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
     return F.softmax(affinity.neg_(), dim=1)
 
 
+# Mask values propagated per pass on a CPU: the iterations run over chunks of the batch of about
+# this many values (C·h'·w' per image), so that each iteration's neighbour sums stay in cache. The
+# propagation is elementwise, so the chunks give the very values of one pass. About 0.8 MB of fp32
+# was the fastest on a 2-core Xeon with 2 MiB of L2 per core: the embedded batch (32 × 11 × 48²)
+# in chunks of 8 images (BENCHMARKS.md).
+CPU_CHUNK_VALUES = 200 * 1024  # 800 KiB of fp32: 8 images of the embedded batch
+
+
 def pamr(
     image: torch.Tensor,
     masks: torch.Tensor,
@@ -61,18 +69,41 @@ def pamr(
     iterations: int = 10,
     dilations: tuple[int, ...] = (1, 2, 4, 8, 12, 24),
     size: int = 0,
+    chunk_values: int | None = None,
 ) -> torch.Tensor:
     """Refine ``masks`` (B, C, h, w) with the colours of ``image`` (B, 3, H, W) in [0, 1].
 
     The image is resized to the mask size (bilinear, align_corners=True), or both to ``size``×``size``
     when ``size`` > 0 (a cheaper or finer PAMR than the stride-4 mask). Returns (B, C, h', w');
     every pixel stays a convex combination of its neighbours, so normalised masks stay normalised.
+    ``chunk_values``: propagate about this many mask values at a time (default: ``CPU_CHUNK_VALUES``
+    on a CPU, the whole batch on a GPU; 0: the whole batch); the result does not depend on it.
     """
     if size > 0:
         masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=True)
     height, width = masks.shape[-2:]
     image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=True)
     alpha = pamr_affinity(image.to(masks.dtype), dilations)
+    if chunk_values is None:
+        chunk_values = CPU_CHUNK_VALUES if masks.device.type == "cpu" else 0
+    per_chunk = max(1, chunk_values // masks[0].numel()) if chunk_values > 0 else len(masks)
+    if per_chunk >= len(masks):
+        return propagate(masks, alpha, iterations=iterations, dilations=dilations)
+    return torch.cat(
+        [
+            propagate(
+                masks[i : i + per_chunk], alpha[i : i + per_chunk], iterations=iterations, dilations=dilations
+            )
+            for i in range(0, len(masks), per_chunk)
+        ]
+    )
+
+
+def propagate(
+    masks: torch.Tensor, alpha: torch.Tensor, *, iterations: int, dilations: tuple[int, ...]
+) -> torch.Tensor:
+    """``iterations`` rounds of masks (B, C, h, w) ← Σ_p alpha (B, P, h, w) · neighbour p of masks."""
+    height, width = masks.shape[-2:]
     offsets = neighbour_offsets(dilations)
     pad = max(dilations)
     for _ in range(iterations):
