@@ -7,6 +7,8 @@ affinity-weighted average of its neighbours.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -56,10 +58,10 @@ def pamr_affinity(image: torch.Tensor, dilations: tuple[int, ...]) -> torch.Tens
 
 # Mask values propagated per pass on a CPU: the iterations run over chunks of the batch of about
 # this many values (C·h'·w' per image), so that each iteration's neighbour sums stay in cache. The
-# propagation is elementwise, so the chunks give the very values of one pass. About 0.8 MB of fp32
-# was the fastest on a 2-core Xeon with 2 MiB of L2 per core: the embedded batch (32 × 11 × 48²)
-# in chunks of 8 images (BENCHMARKS.md).
-CPU_CHUNK_VALUES = 200 * 1024  # 800 KiB of fp32: 8 images of the embedded batch
+# propagation is elementwise, so the chunks give the very values of one pass. 800 KiB of fp32 (8
+# images of the embedded batch, 32 × 11 × 48²) was the fastest on a 2-core Xeon with 2 MiB of L2
+# per core (BENCHMARKS.md).
+CPU_CHUNK_VALUES = 200 * 1024
 
 
 def pamr(
@@ -86,17 +88,13 @@ def pamr(
     alpha = pamr_affinity(image.to(masks.dtype), dilations)
     if chunk_values is None:
         chunk_values = CPU_CHUNK_VALUES if masks.device.type == "cpu" else 0
-    per_chunk = max(1, chunk_values // masks[0].numel()) if chunk_values > 0 else len(masks)
-    if per_chunk >= len(masks):
-        return propagate(masks, alpha, iterations=iterations, dilations=dilations)
-    return torch.cat(
-        [
-            propagate(
-                masks[i : i + per_chunk], alpha[i : i + per_chunk], iterations=iterations, dilations=dilations
-            )
-            for i in range(0, len(masks), per_chunk)
-        ]
-    )
+    per_image = math.prod(masks.shape[1:])
+    per_chunk = max(1, chunk_values // per_image if chunk_values > 0 else len(masks))
+    refined = [
+        propagate(part, weights, iterations=iterations, dilations=dilations)
+        for part, weights in zip(masks.split(per_chunk), alpha.split(per_chunk), strict=True)
+    ]
+    return refined[0] if len(refined) == 1 else torch.cat(refined)
 
 
 def propagate(
