@@ -208,6 +208,20 @@ def test_designs_2_to_4_have_thin_parts_and_small_objects():
         assert CLASS_STYLES[design][3].shape == "thin_cross"
 
 
+def test_design_5_is_design_4_without_its_smallest_objects():
+    """Design 5 keeps design 4's looks, thin cross and mats; no object is smaller than design 1's."""
+    from wsfcn.data.synthetic_draw import place_object
+
+    assert CLASS_STYLES[5] == CLASS_STYLES[4]
+    rng = np.random.default_rng(5)
+    smallest = {
+        d: min(place_object(rng, 1 + i % 8, SIZE, SIZE, d).radius for i in range(400)) for d in (4, 5)
+    }
+    assert smallest[5] >= 0.18 * SIZE > smallest[4]
+    image, mask = render_sample(np.random.default_rng(1), SIZE, SIZE, design=5)
+    assert image.shape == (SIZE, SIZE, 3) and ((mask > 0) & (mask < 255)).any()
+
+
 def test_non_square_and_bad_arguments(tmp_path):
     image, mask = render_sample(np.random.default_rng(0), 40, 72)
     assert image.shape == (40, 72, 3) and image.dtype == np.uint8 and mask.shape == (40, 72)
@@ -216,4 +230,4 @@ def test_non_square_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="seed >= 0"):
         generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=-1)
     with pytest.raises(ValueError, match="design must be one of"):
-        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=5)
+        generate_synthetic(tmp_path, num_train=1, num_val=0, image_size=64, seed=0, design=6)

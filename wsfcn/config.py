@@ -80,10 +80,10 @@ class SyntheticParams:
     num_val: int = 500
     image_size: int = 96
     seed: int = 0
-    design: int = 4  # the generator's design (docs/embedded-benchmark.md); 1-3: earlier benchmarks
+    design: int = 4  # the generator's design (docs/embedded-benchmark.md); 1-3: earlier, 5: a candidate
 
     def __post_init__(self) -> None:
-        _check(self.design in (1, 2, 3, 4), "data.synthetic.design", self.design, "1, 2, 3 or 4")
+        _check(self.design in (1, 2, 3, 4, 5), "data.synthetic.design", self.design, "1 to 5")
         _check(self.num_train >= 1, "data.synthetic.num_train", self.num_train, "at least 1 image")
         _check(self.num_val >= 1, "data.synthetic.num_val", self.num_val, "at least 1 image")
         _check(self.image_size >= 8, "data.synthetic.image_size", self.image_size, "at least 8 px")

@@ -47,9 +47,9 @@ def sample_id(split: str, index: int) -> str:
 def render_sample(
     rng: np.random.Generator, height: int, width: int, design: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image and its mask, before JPEG compression, in generator ``design`` (1-4).
+    """One image and its mask, before JPEG compression, in generator ``design`` (1-5).
 
-    Design 1 paints each object as it is placed. Designs 2-4 place every object first, then
+    Design 1 paints each object as it is placed. Designs 2-5 place every object first, then
     paint the mats (``paint_mat``), then the objects, so no mat covers an object.
 
     Returns:

@@ -72,13 +72,16 @@ CLASS_STYLES: dict[int, tuple[ClassStyle, ...]] = {
         ClassStyle("capsule", 290.0, "smooth"),
     ),
 }
+# Design 5: a candidate measured on the development benchmark only (docs/embedded-benchmark.md):
+# design 4's looks, thin cross and mats, with objects no smaller than design 1's.
+CLASS_STYLES[5] = CLASS_STYLES[4]
 DESIGNS = tuple(CLASS_STYLES)
 # object radius, share of the short side
-RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38), 4: (0.14, 0.38)}
+RADIUS_RANGE = {1: (0.18, 0.38), 2: (0.14, 0.38), 3: (0.14, 0.38), 4: (0.14, 0.38), 5: (0.18, 0.38)}
 MAT_KINDS = ("sand", "pond")
 MAT_SCALE = (1.3, 1.6)  # a mat's radius, in object radii
-LONE_MAT_RATE = 0.3  # designs 2-4: share of images with a mat on its own
-OTHER_MAT_RATE = 0.35  # designs 2-4: share of objects without a mat of their class that stand on one
+LONE_MAT_RATE = 0.3  # designs 2-5: share of images with a mat on its own
+OTHER_MAT_RATE = 0.35  # designs 2-5: share of objects without a mat of their class that stand on one
 SHAPE_EXTENT = 1.4  # every shape lies inside |u|, |v| <= SHAPE_EXTENT
 
 
